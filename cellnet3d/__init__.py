@@ -1,3 +1,12 @@
 __version__ = "0.1.0"
 
 from .config import *
+from .lattice import *
+from .moe import *
+from .mapper import *
+from .model import *
+from .losses import *
+from .trainer import *
+from .data import *
+from .evaluate import *
+from .decoder import *

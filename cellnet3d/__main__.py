@@ -1,0 +1,2 @@
+from cellnet3d.cli import main
+raise SystemExit(main())
