@@ -5,6 +5,7 @@ from .lattice import *
 from .moe import *
 from .mapper import *
 from .model import *
+from .linear import *
 from .losses import *
 from .trainer import *
 from .data import *

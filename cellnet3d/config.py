@@ -10,8 +10,8 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TIER_NAMES', 'TASKS', 'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig', 'TrainConfig', 'CellNetConfig',
-           'lattice_summary', 'ratio_explorer']
+__all__ = ['TIER_NAMES', 'PERCEPTIONS', 'TASKS', 'INITS', 'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig', 'TrainConfig',
+           'active_reach', 'steps_needed', 'CellNetConfig', 'lattice_summary', 'ratio_explorer']
 
 # %% ../nbs/00_config.ipynb #f9a5ee87
 class ConfigError(ValueError):
@@ -102,6 +102,8 @@ def steps_needed(self:LatticeConfig) -> int | None:
     return None if self.reach == 0 else math.ceil((self.dims[2] - 1) / self.reach)
 
 # %% ../nbs/00_config.ipynb #30581039
+PERCEPTIONS = ("mean", "mean+dipole")
+
 @dataclass(frozen=True)
 class ModelConfig:
     "Sizes of the cell state and the expert networks, and the number of dynamics steps."
@@ -114,9 +116,11 @@ class ModelConfig:
     dropout: float = 0.0
     gradient_checkpointing: bool = False
     ablate: tuple = ()               # tiers whose expert is switched off, e.g. ("distant",)
+    perception: str = "mean"         # what a cell sees of each tier: "mean", or "mean+dipole" (plus 3 dipole moments)
+    dipole_channels: int = 16        # channels projected before the dipole moments are aggregated (mean+dipole only)
 
     def __post_init__(self):
-        for n in ("state_size", "hidden_size", "gate_hidden_size", "steps", "surface_channels", "ode_substeps"):
+        for n in ("state_size", "hidden_size", "gate_hidden_size", "steps", "surface_channels", "ode_substeps", "dipole_channels"):
             _check_positive(n, getattr(self, n), integer=True)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout ({self.dropout!r}) must lie in [0, 1)")
@@ -127,9 +131,11 @@ class ModelConfig:
         if bad: raise ConfigError(f"ablate ({bad!r}) must name tiers among {TIER_NAMES}")
         if len(set(ablate)) == len(TIER_NAMES): raise ConfigError(f"ablate ({ablate!r}) switches off every tier; keep at least one of {TIER_NAMES}")
         object.__setattr__(self, "ablate", tuple(t for t in TIER_NAMES if t in ablate))
+        if self.perception not in PERCEPTIONS: raise ConfigError(f"perception ({self.perception!r}) must be one of {PERCEPTIONS}")
 
 # %% ../nbs/00_config.ipynb #2245ef03
 TASKS = ("autoencode", "dialogue")
+INITS = ("linear", "random")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -148,22 +154,25 @@ class TrainConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     log_every: int = 20              # optimizer steps between metrics lines
+    init: str = "linear"             # linear: encoder/decoder start at the best linear map of the surface's width; random
     w_reconstruction: float = 1.0
-    w_cosine: float = 1.0
+    w_contrastive: float = 0.5
     w_similarity: float = 0.5
     w_diversity: float = 0.1
     w_dynamics: float = 0.1
     w_spatial: float = 0.01
+    contrastive_temperature: float = 0.05
     dynamics_floor: float = 1e-3
     dynamics_ceiling: float = 1.0
 
     def __post_init__(self):
         if self.task not in TASKS: raise ConfigError(f"task ({self.task!r}) must be one of {TASKS}")
+        if self.init not in INITS: raise ConfigError(f"init ({self.init!r}) must be one of {INITS}")
         if not isinstance(self.teacher, str) or not self.teacher: raise ConfigError(f"teacher ({self.teacher!r}) must be 'bundled', a model name or a folder")
         if not isinstance(self.data, str): raise ConfigError(f"data ({self.data!r}) must be a file path or '' for the bundled corpus")
         for n in ("batch_size", "epochs", "patience", "log_every"): _check_positive(n, getattr(self, n), integer=True)
-        for n in ("lr", "grad_clip", "dynamics_ceiling"): _check_positive(n, getattr(self, n))
-        for n in ("weight_decay", "warmup_steps", "seed", "dynamics_floor", "w_reconstruction", "w_cosine",
+        for n in ("lr", "grad_clip", "dynamics_ceiling", "contrastive_temperature"): _check_positive(n, getattr(self, n))
+        for n in ("weight_decay", "warmup_steps", "seed", "dynamics_floor", "w_reconstruction", "w_contrastive",
                   "w_similarity", "w_diversity", "w_dynamics", "w_spatial"):
             v = getattr(self, n)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -178,17 +187,30 @@ class TrainConfig:
                 raise ConfigError(f"{n} ({v!r}) must lie in (0, 0.5)")
 
 # %% ../nbs/00_config.ipynb #152b20ca
+def active_reach(lat:LatticeConfig, ablate:tuple=()) -> int:
+    "Cells per step along an axis through the tiers left on: floor of the largest threshold of a tier not in `ablate`."
+    th = [d for d, t in zip(lat.get_distance_thresholds(), TIER_NAMES) if t not in ablate]
+    return math.floor(max(th) + 1e-9)
+
+def steps_needed(lat:LatticeConfig, ablate:tuple=()) -> int|None:
+    "Fewest steps for the front face to reach the back face through the tiers left on; None if they reach nothing."
+    r = active_reach(lat, ablate)
+    return None if r == 0 else math.ceil((lat.dims[2] - 1) / r)
+
 def _check_reach(lat:LatticeConfig, model:ModelConfig):
-    "Refuse a lattice whose back face cannot hear its front face within `model.steps`."
+    "Refuse a lattice whose back face cannot hear its front face within `model.steps` (through the tiers not ablated)."
     if lat.reach == 0:
         need = 1 / (max(lat.dims) * lat.distant_distance_ratio)
         raise ConfigError(f"distant_distance_threshold ({lat.distant_distance_threshold:g}) is below 1, so no cell has a neighbour; "
                           f"raise adaptive_radius_ratio ({lat.adaptive_radius_ratio}) to at least {need:.4g}")
-    if lat.steps_needed > model.steps:
+    if model.ablate and active_reach(lat, model.ablate) == 0:
+        raise ConfigError(f"ablate ({model.ablate!r}) leaves only tiers whose threshold is below 1 cell, so nothing moves; keep a wider tier on")
+    need = steps_needed(lat, model.ablate)
+    if need > model.steps:
         ratio = math.ceil((lat.dims[2] - 1) / model.steps) / (max(lat.dims) * lat.distant_distance_ratio)
+        how = f"or adaptive_radius_ratio >= {ratio:.4g}" if not model.ablate else f"as ablate={model.ablate!r} leaves the tiers up to {active_reach(lat, model.ablate)} cell(s)"
         raise ConfigError(f"steps ({model.steps}) cannot carry the front face (z=0) to the back face (z={lat.dims[2]-1}): "
-                          f"each step reaches {lat.reach} cell(s); use steps >= {lat.steps_needed}, "
-                          f"or adaptive_radius_ratio >= {ratio:.4g}")
+                          f"each step reaches {active_reach(lat, model.ablate)} cell(s); use steps >= {need}, {how}")
 
 # %% ../nbs/00_config.ipynb #cac72ecc
 @dataclass(frozen=True)
@@ -230,7 +252,10 @@ def _from_dict(cls, d:dict) -> CellNetConfig:
     if bad: raise ConfigError(f"unknown config sections {bad}; valid sections are {list(_PARTS)}")
     parts = {}
     for part, pcls in _PARTS.items():
-        sec = d.get(part, {})
+        sec = dict(d.get(part, {}))
+        if part == "train" and "w_cosine" in sec:   # configs before w_cosine was dropped: 1 − cos = reconstruction / 2
+            sec["w_reconstruction"] = sec.get("w_reconstruction", 1.0) + sec.pop("w_cosine") / 2
+            sec.setdefault("w_contrastive", 0.0)
         names = {f.name for f in fields(pcls)}
         bad = sorted(set(sec) - names)
         if bad: raise ConfigError(f"unknown keys {bad} in config section '{part}'; valid keys are {sorted(names)}")

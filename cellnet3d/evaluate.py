@@ -8,16 +8,19 @@ import json, math, time
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
+from .config import CellNetConfig
+from .mapper import EmbeddingTransformer
+from .linear import (LinearBaseline, LinearStart, RIDGES, fit_mean, fit_sim, fit_pca, fit_rank_k_regression,
+                              fit_linear_start, start_model, surface_size, warm_start_)
 
 # %% auto #0
-__all__ = ['METRICS', 'RECALL_KS', 'RIDGES', 'BASELINES', 'unit_rows', 'cosine_to_target', 'centred_cosine', 'r2_score',
+__all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'unit_rows', 'cosine_to_target', 'centred_cosine', 'r2_score',
            'prediction_spread', 'dedupe', 'retrieval_ranks', 'recall_at_k', 'mean_reciprocal_rank', 'score_predictions',
-           'LinearBaseline', 'fit_mean', 'fit_sim', 'surface_size', 'fit_pca', 'fit_rank_k_regression',
-           'count_parameters', 'mlp_width_for', 'MatchedMLP', 'train_mlp', 'model_label', 'format_results',
-           'plot_metrics', 'recall_curve', 'plot_recall_curves', 'fit_baselines', 'fit_baselines_names',
-           'predict_embeddings', 'sentence_bank', 'evaluate_model', 'evaluate_run', 'signal_by_depth',
-           'plot_signal_by_depth', 'summarize_seeds', 'evaluate_seeds', 'ablation_variants', 'compare_configs',
-           'plot_comparison']
+           'count_parameters', 'mlp_width_for', 'MatchedMLP', 'SurfaceMLP', 'train_like_cube', 'train_mlp',
+           'train_surface_mlp', 'headline_metric', 'model_label', 'format_results', 'plot_metrics', 'recall_curve',
+           'plot_recall_curves', 'fit_baselines', 'fit_baselines_names', 'predict_embeddings', 'sentence_bank',
+           'evaluate_model', 'evaluate_run', 'signal_by_depth', 'plot_signal_by_depth', 'summarize_seeds',
+           'evaluate_seeds', 'ablation_variants', 'compare_configs', 'plot_comparison', 'comparison_table']
 
 # %% ../nbs/08_eval.ipynb #7fdccf20
 def unit_rows(x:Tensor) -> Tensor:
@@ -90,61 +93,6 @@ def score_predictions(pred:Tensor, target:Tensor, train_mean:Tensor, target_ids:
         row.update({"decode@1": recall_at_k(dr, 1), "decode@5": recall_at_k(dr, 5)})
     return row
 
-# %% ../nbs/08_eval.ipynb #7b56226d
-class LinearBaseline(nn.Module):
-    "Affine map x -> y_mean + (x - x_mean) @ W, with W [E_in, E_out]."
-    def __init__(self, x_mean:Tensor, W:Tensor, y_mean:Tensor):
-        super().__init__()
-        self.register_buffer("x_mean", x_mean.float()); self.register_buffer("W", W.float()); self.register_buffer("y_mean", y_mean.float())
-    def forward(self, x:Tensor) -> Tensor: return self.y_mean + (x.float() - self.x_mean) @ self.W   # [B, E_out]
-    @property
-    def rank(self) -> int: return int(torch.linalg.matrix_rank(self.W.double(), rtol=1e-5))
-
-def fit_mean(x:Tensor, y:Tensor) -> LinearBaseline:
-    "Predict the training mean of `y` whatever the input."
-    return LinearBaseline(torch.zeros(x.shape[1]), torch.zeros(x.shape[1], y.shape[1]), y.float().mean(0))
-
-def fit_sim(x:Tensor, y:Tensor) -> LinearBaseline:
-    "SIM: predict the input itself (the question's own embedding for dialogue)."
-    if x.shape[1] != y.shape[1]: raise ValueError(f"SIM needs inputs and targets of one width, got {x.shape[1]} and {y.shape[1]}")
-    return LinearBaseline(torch.zeros(x.shape[1]), torch.eye(x.shape[1]), torch.zeros(x.shape[1]))
-
-# %% ../nbs/08_eval.ipynb #0d1e69ea
-def surface_size(cfg) -> int:
-    "Numbers on one face of the cube: X * Y * surface_channels (the cube's bottleneck width)."
-    X, Y, _ = cfg.lattice.dims
-    return X * Y * cfg.model.surface_channels
-
-def _top_directions(a:Tensor, k:int) -> Tensor:
-    "Top-k right singular vectors of `a` [N, E] as columns [E, k] (float64)."
-    return torch.linalg.svd(a.double(), full_matrices=False).Vh[:k].T
-
-def fit_pca(x:Tensor, k:int) -> LinearBaseline:
-    "Reconstruct inputs from their top-`k` principal components of the training inputs `x`."
-    if k < 1: raise ValueError(f"k ({k}) must be at least 1")
-    mu = x.double().mean(0)
-    V = _top_directions(x.double() - mu, k)                                   # [E, k]
-    return LinearBaseline(mu, V @ V.T, mu)
-
-# %% ../nbs/08_eval.ipynb #a1ff5c13
-def fit_rank_k_regression(x:Tensor, y:Tensor, k:int, ridge=1e-2, val:tuple=None) -> LinearBaseline:
-    "Reduced-rank ridge regression x -> y of rank `k`; `ridge` a float, or a grid searched on `val=(x_val, y_val)`."
-    if k < 1: raise ValueError(f"k ({k}) must be at least 1")
-    grid = tuple(ridge) if isinstance(ridge, (tuple, list)) else (ridge,)
-    if len(grid) > 1 and val is None: raise ValueError(f"a ridge grid {grid} needs val=(x_val, y_val) to choose from")
-    xm, ym = x.double().mean(0), y.double().mean(0)
-    xc, yc = x.double() - xm, y.double() - ym
-    gram, eye = xc.T @ xc, torch.eye(x.shape[1], dtype=torch.float64)
-    best = None
-    for r in grid:
-        W = torch.linalg.solve(gram + r * gram.diagonal().mean() * eye, xc.T @ yc)   # [E_in, E_out]
-        V = _top_directions(xc @ W, k)                                             # [E_out, k]
-        model = LinearBaseline(xm, W @ V @ V.T, ym)
-        if len(grid) == 1: return model
-        score = cosine_to_target(model(val[0]), val[1]).mean().item()
-        if best is None or score > best[0]: best = (score, model)
-    return best[1]
-
 # %% ../nbs/08_eval.ipynb #36907fda
 def count_parameters(module:nn.Module) -> int:
     "Number of trainable parameters."
@@ -165,21 +113,34 @@ class MatchedMLP(nn.Module):
         return cls(dim_in, mlp_width_for(n_params, dim_in, dim_out), dim_out)
     def forward(self, x:Tensor) -> Tensor: return self.net(x.float())   # [B, E_out]
 
+class SurfaceMLP(nn.Module):
+    "The cube's interfaces around a residual MLP on the face instead of the lattice: decode(s + W₂ gelu(W₁ s)), s = encode(x)."
+    def __init__(self, cfg:CellNetConfig, teacher_dim:int, n_params:int):
+        super().__init__()
+        self.cfg, self.embedding = cfg, EmbeddingTransformer(cfg, teacher_dim)
+        k = surface_size(cfg)
+        h = max(1, round((n_params - count_parameters(self.embedding) - k) / (2 * k + 1)))
+        self.core = nn.Sequential(nn.Linear(k, h), nn.GELU(), nn.Linear(h, k))
+        nn.init.zeros_(self.core[2].weight); nn.init.zeros_(self.core[2].bias)    # starts as the identity
+    def forward(self, x:Tensor) -> Tensor:
+        s = self.embedding.encode(x.float())                                     # [B, X, Y, C]
+        return self.embedding.decode(s + self.core(s.flatten(1)).view(s.shape))  # [B, E]
+
 # %% ../nbs/08_eval.ipynb #d5dfb3a7
-def train_mlp(x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, n_params:int, device="cpu") -> MatchedMLP:
-    "Train a `MatchedMLP` of `n_params` parameters on (x, y) with the config's loss and budget; keep the best validation epoch."
+def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, device="cpu") -> nn.Module:
+    "Train `model` on (x, y) with the cube's loss, schedule and budget; keep the best validation epoch."
     from cellnet3d.losses import compute_losses
+    from cellnet3d.trainer import lr_factor, epoch_batches
     t = cfg.train
-    g = torch.Generator().manual_seed(t.seed)
-    torch.manual_seed(t.seed)
-    model = MatchedMLP.matching(n_params, x.shape[1], y.shape[1]).to(device)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, t.warmup_steps)))
+    total = math.ceil(len(x) / t.batch_size) * t.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, t.warmup_steps, total))
     x, y, val_x, val_y = (a.float().to(device) for a in (x, y, val_x, val_y))
     best, best_state, waited = math.inf, None, 0
     for epoch in range(t.epochs):
         model.train()
-        for idx in torch.randperm(len(x), generator=g).split(t.batch_size):
+        for idx in epoch_batches(len(x), t.batch_size, t.seed, epoch):
             idx = idx.to(device)
             loss = compute_losses(model(x[idx]), y[idx], None, cfg)["total"]
             opt.zero_grad(set_to_none=True); loss.backward()
@@ -195,14 +156,31 @@ def train_mlp(x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, n_params:int,
     if best_state is not None: model.load_state_dict(best_state)
     return model.eval()
 
+def train_mlp(x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, n_params:int, device="cpu") -> MatchedMLP:
+    "A `MatchedMLP` of `n_params` parameters trained like the cube on (x, y)."
+    torch.manual_seed(cfg.train.seed)
+    return train_like_cube(MatchedMLP.matching(n_params, x.shape[1], y.shape[1]), x, y, val_x, val_y, cfg, device)
+
+def train_surface_mlp(train:tuple, val:tuple, cfg, n_params:int, base:LinearBaseline=None, device="cpu") -> SurfaceMLP:
+    "A `SurfaceMLP` of `n_params` parameters, warm-started at the linear map `base` (default: the run's own) and trained like the cube."
+    torch.manual_seed(cfg.train.seed)
+    model = SurfaceMLP(cfg, train[0].shape[1], n_params)
+    warm_start_(model, base if base is not None else fit_linear_start(train, val, cfg)[1], train[0])
+    return train_like_cube(model, *train, *val, cfg, device)
+
 # %% ../nbs/08_eval.ipynb #2fe7d729
 METRICS = ("cosine", "centred_cosine", "r2", "spread", "recall@1", "recall@10", "mrr", "decode@1", "decode@5")
-_HEADERS = dict(zip(METRICS, ("cos", "centred", "R²", "spread", "R@1", "R@10", "MRR", "dec@1", "dec@5")))
+_HEADERS = dict(zip(METRICS + ("gain",), ("cos", "centred", "R²", "spread", "R@1", "R@10", "MRR", "dec@1", "dec@5", "gain")))
+
+def headline_metric(task:str) -> str:
+    "The metric a task is judged by: MRR of question → answer retrieval for dialogue, R² for autoencode."
+    return "mrr" if task == "dialogue" else "r2"
 
 def model_label(name:str, k:int=None) -> str:
     "Readable name of a results row."
     return {"student": "student (cube)", "mean": "mean vector", "pca": f"PCA-{k}", "sim": "SIM (the question)",
-            "regression": f"rank-{k} regression", "mlp": "MLP (same params)"}.get(name, name)
+            "regression": f"rank-{k} regression", "mlp": "MLP (same params)",
+            "start": "linear start (lattice = identity)", "surface_mlp": "surface MLP (same params)"}.get(name, name)
 
 def _cell(v, spread:bool) -> str:
     "One table cell: '0.512' or '0.512 ± 0.010'."
@@ -213,7 +191,7 @@ def _cell(v, spread:bool) -> str:
 def format_results(results:dict) -> str:
     "Text table of a results dict: one row per model, metrics as columns."
     models, k = results["models"], results.get("surface_size")
-    cols = [m for m in METRICS if any(m in row for row in models.values())]
+    cols = [m for m in METRICS + ("gain",) if any(m in row for row in models.values())]
     spread = any(isinstance(v, dict) for row in models.values() for v in row.values())
     params = results.get("params", {})
     rows = [["model", "params"] + [_HEADERS[c] for c in cols]]
@@ -229,6 +207,7 @@ def format_results(results:dict) -> str:
             f" · decoder bank {n.get('bank', '?')} sentences")
     seeds = results.get("seeds")
     if seeds: head += f" · seeds {', '.join(map(str, seeds))} (mean ± std)"
+    if "gain" in cols: head += f" · gain = {_HEADERS[headline_metric(results.get('task'))]} − the linear start's"
     return "\n".join([head, lines[0], "-" * len(lines[0]), *lines[1:]])
 
 # %% ../nbs/08_eval.ipynb #f3bb6716
@@ -270,8 +249,7 @@ def plot_recall_curves(results:dict):
     return fig
 
 # %% ../nbs/08_eval.ipynb #0cde955c
-RIDGES = (1e-3, 1e-2, 1e-1, 1.0)
-BASELINES = ("mean", "pca", "sim", "regression", "mlp")
+BASELINES = ("mean", "pca", "sim", "regression", "start", "surface_mlp", "mlp")
 
 def fit_baselines(train:tuple, val:tuple, cfg, n_params:int, names:tuple=BASELINES, device="cpu") -> dict:
     "The baselines of `cfg.train.task` among `names`, fitted on `train=(x, y)`: {name: module x -> prediction}."
@@ -283,6 +261,8 @@ def fit_baselines(train:tuple, val:tuple, cfg, n_params:int, names:tuple=BASELIN
     if "pca" in names: out["pca"] = fit_pca(x, k)
     if dialogue and "sim" in names: out["sim"] = fit_sim(x, y)
     if dialogue and "regression" in names: out["regression"] = fit_rank_k_regression(x, y, k, ridge=RIDGES, val=val)
+    if "start" in names: out["start"] = LinearStart(start_model(cfg.replace(init="linear"), train, val)[0])
+    if "surface_mlp" in names: out["surface_mlp"] = train_surface_mlp(train, val, cfg, n_params, device=device)
     if "mlp" in names: out["mlp"] = train_mlp(x, y, *val, cfg, n_params, device=device)
     return {n: m.to("cpu").eval() for n, m in out.items()}
 
@@ -337,8 +317,10 @@ def evaluate_model(model:nn.Module, data, cfg, baselines:tuple=BASELINES, device
         pred = predict_embeddings(m, xte, device=device if name == "student" else "cpu")
         models[name] = score_predictions(pred, yte, mu, ids, bank, bank_ids)
         curves[name] = recall_curve(retrieval_ranks(pred, uniq, ids), tuple(k for k in RECALL_KS if k <= len(uniq)))
-    params = {"student": n_params}
-    if "mlp" in predictors: params["mlp"] = count_parameters(predictors["mlp"])
+    if "start" in models:
+        key = headline_metric(cfg.train.task)
+        for row in models.values(): row["gain"] = row[key] - models["start"][key]
+    params = {"student": n_params, **{n: count_parameters(predictors[n]) for n in ("surface_mlp", "mlp") if n in predictors}}
     return dict(task=cfg.train.task, teacher=cfg.train.teacher, dims=list(cfg.lattice.dims), surface_size=min(surface_size(cfg), *xtr.shape),
                 seed=cfg.train.seed, ablate=list(cfg.model.ablate), steps=cfg.model.steps,
                 n=dict(train=len(xtr), val=len(splits["val"][0]), test=len(xte), unique_targets=len(uniq),
@@ -450,12 +432,17 @@ def evaluate_seeds(cfg, seeds:tuple=(0, 1, 2), data=None, out="runs/seeds", devi
 
 # %% ../nbs/08_eval.ipynb #a7781e1a
 def ablation_variants(cfg) -> dict:
-    "{name: config overrides}: the full model and each tier switched off on its own."
-    from cellnet3d.config import TIER_NAMES
-    return {"default": {}, **{f"no {t}": dict(ablate=(t,)) for t in TIER_NAMES}}
+    "{name: config overrides}: the full model, each tier switched off (with the steps its reach then needs), and mean+dipole perception."
+    from cellnet3d.config import TIER_NAMES, steps_needed
+    out = {"default": {}}
+    for t in TIER_NAMES:
+        need = steps_needed(cfg.lattice, (t,))
+        out[f"no {t}"] = dict(ablate=(t,), **({"steps": need} if need > cfg.model.steps else {}))
+    out["mean+dipole"] = dict(perception="mean+dipole")
+    return out
 
 def compare_configs(cfg, variants:dict, seeds:tuple=(0,), data=None, out="runs/compare", device="auto",
-                    baselines:tuple=("pca", "regression"), progress=False) -> dict:
+                    baselines:tuple=("pca", "regression", "start"), progress=False) -> dict:
     "{variant: seed summary} of `cfg.replace(**overrides)` for each named variant, runs in `out/<variant>`."
     out, res = Path(out), {}
     for name, over in variants.items():
@@ -463,18 +450,37 @@ def compare_configs(cfg, variants:dict, seeds:tuple=(0,), data=None, out="runs/c
         res[name] = evaluate_seeds(cfg.replace(**over), seeds, data=data, out=folder, device=device, baselines=baselines, progress=progress)
     return res
 
-def _linear_rival(task:str) -> str: return "regression" if task == "dialogue" else "pca"
+def _linear_rival(results:dict) -> str:
+    "The linear row a variant is drawn beside: its own linear start when evaluated, else rank-k regression (dialogue) or PCA-k."
+    first = next(iter(results.values()))
+    return "start" if "start" in first["models"] else "regression" if first["task"] == "dialogue" else "pca"
 
 def plot_comparison(results:dict, metric:str="cosine", title:str=None):
     "Plotly grouped bars of `metric` per variant: the student and the linear baseline of the same width, with seed spread."
     import plotly.graph_objects as go
-    names = list(results)
+    names, first_k = list(results), next(iter(results.values())).get("surface_size")
     fig = go.Figure()
-    for model in ("student", _linear_rival(next(iter(results.values()))["task"])):
+    for model in ("student", _linear_rival(results)):
         ms = [_mean_std(results[n]["models"][model][metric]) if model in results[n]["models"] else (None, None) for n in names]
         labels = [model_label(model, results[n].get("surface_size")) for n in names]
-        fig.add_bar(name="student (cube)" if model == "student" else "linear, same width", x=names, y=[m for m, _ in ms],
+        fig.add_bar(name="student (cube)" if model == "student" else model_label(model, first_k), x=names, y=[m for m, _ in ms],
                     error_y=dict(type="data", array=[s or 0 for _, s in ms]), hovertext=labels)
     fig.update_layout(barmode="group", title=title or f"{_HEADERS.get(metric, metric)} on the test split, per variant",
                       yaxis_title=_HEADERS.get(metric, metric))
     return fig
+
+# %% ../nbs/08_eval.ipynb #d9638aa5
+def comparison_table(results:dict, metric:str="mrr") -> str:
+    "Markdown table of `metric` per variant: student mean ± std, gain over its linear start, Δ to the first variant (* beyond the seed spread)."
+    ref_name = next(iter(results))
+    ref = _mean_std(results[ref_name]["models"]["student"][metric])
+    h = _HEADERS.get(metric, metric)
+    lines = [f"| variant | {h} | gain over linear start | Δ {h} vs {ref_name} |", "|---|---|---|---|"]
+    for name, res in results.items():
+        m, s = _mean_std(res["models"]["student"][metric]); s = s or 0.0
+        g = res["models"]["student"].get("gain")
+        d = m - ref[0]
+        flag = "*" if name != ref_name and abs(d) > s + (ref[1] or 0.0) else ""
+        gain = "—" if g is None else _cell(g, False).strip()
+        lines.append(f"| {name} | {m:.3f} ± {s:.3f} | {gain} | {'—' if name == ref_name else f'{d:+.3f}{flag}'} |")
+    return "\n".join(lines)

@@ -58,6 +58,11 @@ def run_steps(self:CellNet3D, states, return_trajectory:bool=False):
     return (states, torch.stack(traj)) if return_trajectory else states
 
 @patch
+def bypass(self:CellNet3D, emb):
+    "Embedding [B, E] -> prediction [B, E] with the lattice replaced by the identity: the front face read as the back face."
+    return self.readout(self.initial_states(emb).flip(3))
+
+@patch
 def forward(self:CellNet3D, emb, return_trajectory:bool=False):
     "Embedding [B, E] -> prediction [B, E]; with `return_trajectory` also the states [T+1, B, X, Y, Z, S]."
     out = self.run_steps(self.initial_states(emb), return_trajectory)

@@ -10,7 +10,7 @@ from .config import CellNetConfig, TIER_NAMES
 from .lattice import TierAggregator, tier_counts, TIER_COLORS
 
 # %% auto #0
-__all__ = ['soft_norm', 'LocalExpert', 'FunctionalExpert', 'DistantExpert', 'TierGate', 'CellStep', 'plot_gate_3d',
+__all__ = ['soft_norm', 'TierDipoles', 'LocalExpert', 'FunctionalExpert', 'DistantExpert', 'TierGate', 'CellStep', 'plot_gate_3d',
            'gate_by_depth', 'plot_gate_depth']
 
 # %% ../nbs/02_moe.ipynb #fb2cdda6
@@ -29,6 +29,9 @@ def _init_expert_(expert:nn.Module):
     nn.init.constant_(expert.state_in.bias, -_THRESHOLD); nn.init.zeros_(expert.out.bias)
     if hasattr(expert, "message"):
         nn.init.normal_(expert.message.weight, std=(2 / S) ** 0.5); nn.init.constant_(expert.message.bias, -_THRESHOLD)
+    if hasattr(expert, "dipole_in"):                       # mean+dipole: a unit-gain projection, the input layer like tier_in
+        nn.init.normal_(expert.dipoles.proj.weight, std=S ** -0.5)
+        nn.init.normal_(expert.dipole_in.weight, std=_TIER_GAIN * (2 / expert.dipole_in.in_features) ** 0.5)
 
 # %% ../nbs/02_moe.ipynb #af0674c9
 def _flat(x, size):
@@ -39,29 +42,55 @@ def _two_input_linear(a, b, lin_a:nn.Linear, lin_b:nn.Linear):
     "lin_a(a) + lin_b(b) for 2-D a, b, without concatenating them; lin_b has no bias."
     return torch.addmm(torch.addmm(lin_a.bias, a, lin_a.weight.t()), b, lin_b.weight.t())
 
+# %% ../nbs/02_moe.ipynb #8136394e
+class TierDipoles(nn.Module):
+    "D_t(W_p·x): the three dipole moments over tier t of a P-channel projection, [B, X, Y, Z, S] -> [B·N, 3P]."
+    def __init__(self, state_size:int, channels:int, tier:int):
+        super().__init__()
+        self.proj, self.tier = nn.Linear(state_size, channels, bias=False), tier
+
+    def forward(self, x, aggregator:TierAggregator):
+        "x [B, X, Y, Z, S] -> dipole moments of its projection [B·N, 3P] (axis-major: x, y, z)."
+        p = self.proj(x)                                                   # [B, X, Y, Z, P]
+        return aggregator.tier_dipole(p, self.tier).reshape(-1, 3 * p.shape[-1])   # [B·N, 3P]
+
+def _dipole_input_(expert:nn.Module, cfg:CellNetConfig, tier:int, hidden:int):
+    "With perception 'mean+dipole', give `expert` a `TierDipoles` (`dipoles`) and a bias-free first-layer input `dipole_in`."
+    if cfg.model.perception != "mean+dipole": return
+    P = cfg.model.dipole_channels
+    expert.dipoles, expert.dipole_in = TierDipoles(cfg.model.state_size, P, tier), nn.Linear(3 * P, hidden, bias=False)
+
+def _add_input(z, dipoles, lin:nn.Linear):
+    "z + lin(dipoles) for 2-D z and dipoles [M, 3P] as one addmm (lin has no bias)."
+    if dipoles is None: raise ValueError("this expert was built with perception 'mean+dipole': pass its dipoles, expert.dipoles(u, aggregator)")
+    return torch.addmm(z, dipoles, lin.weight.t())
+
 # %% ../nbs/02_moe.ipynb #db2ba709
 class LocalExpert(nn.Module):
-    "update = W₂·relu(W₁·[norm(s), mean_local]) : an MLP on a cell and the mean of its local tier."
+    "update = W₂·relu(W₁·[norm(s), mean_local] (+ W_in·D_local(W_p·norm(s)))) : an MLP on a cell and its local tier."
     def __init__(self, cfg:CellNetConfig):
         super().__init__()
         S, H = cfg.model.state_size, cfg.model.hidden_size
         self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(S, H, bias=False), nn.Linear(H, S)
+        _dipole_input_(self, cfg, 0, H)
         _init_expert_(self)
 
-    def forward(self, u, local_mean):
-        "u = norm(s), local_mean [..., S] -> update [..., S]."
+    def forward(self, u, local_mean, dipoles=None):
+        "u = norm(s), local_mean [..., S] (and with mean+dipole `self.dipoles(u, aggregator)` [B·N, 3P]) -> update [..., S]."
         S = u.shape[-1]
-        h = torch.relu(_two_input_linear(_flat(u, S), _flat(local_mean, S), self.state_in, self.tier_in))  # [M, H]
-        return self.out(h).view(u.shape)
+        z = _two_input_linear(_flat(u, S), _flat(local_mean, S), self.state_in, self.tier_in)       # [M, H]
+        if hasattr(self, "dipole_in"): z = _add_input(z, dipoles, self.dipole_in)
+        return self.out(torch.relu(z)).view(u.shape)
 
 # %% ../nbs/02_moe.ipynb #d2a0acb7
 class FunctionalExpert(nn.Module):
-    "update = W₂·relu(W₁·[norm(s), mean over the functional tier of relu(W_m·norm(s))]) : message passing."
+    "update = W₂·relu(W₁·[norm(s), mean over the functional tier of φ = relu(W_m·norm(s))] (+ W_in·D_functional(W_p·φ))) : message passing."
     def __init__(self, cfg:CellNetConfig):
         super().__init__()
         S, H = cfg.model.state_size, cfg.model.hidden_size
         self.message = nn.Linear(S, S)
         self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(S, H, bias=False), nn.Linear(H, S)
+        _dipole_input_(self, cfg, 1, H)                                   # mean+dipole: dipoles of the projected messages
         _init_expert_(self)
 
     def forward(self, u, aggregator:TierAggregator):
@@ -70,23 +99,26 @@ class FunctionalExpert(nn.Module):
         u2 = _flat(u, S)                                               # [M, S]
         msg = torch.relu(self.message(u2)).view(u.shape)               # [B, X, Y, Z, S]
         received = _flat(aggregator.tier_mean(msg, 1), S)              # [M, S]
-        h = torch.relu(_two_input_linear(u2, received, self.state_in, self.tier_in))  # [M, H]
-        return self.out(h).view(u.shape)
+        z = _two_input_linear(u2, received, self.state_in, self.tier_in)   # [M, H]
+        if hasattr(self, "dipole_in"): z = _add_input(z, self.dipoles(msg, aggregator), self.dipole_in)
+        return self.out(torch.relu(z)).view(u.shape)
 
 # %% ../nbs/02_moe.ipynb #044162b6
 class DistantExpert(nn.Module):
-    "update = h(1) − h(0) of dh/dt = W₂·relu(W_h·h + W_d·m_distant + b), h(0) = norm(s), fixed Euler sub-steps."
+    "update = h(1) − h(0) of dh/dt = W₂·relu(W_h·h + W_d·m_distant (+ W_in·D_distant) + b), h(0) = norm(s), fixed Euler sub-steps."
     def __init__(self, cfg:CellNetConfig):
         super().__init__()
         S, Hd = cfg.model.state_size, max(1, cfg.model.hidden_size // 2)
         self.substeps = cfg.model.ode_substeps
         self.state_in, self.tier_in, self.out = nn.Linear(S, Hd), nn.Linear(S, Hd, bias=False), nn.Linear(Hd, S)
+        _dipole_input_(self, cfg, 2, Hd)
         _init_expert_(self)
 
-    def forward(self, u, distant_mean):
-        "u = norm(s), distant_mean [..., S] -> update [..., S]."
+    def forward(self, u, distant_mean, dipoles=None):
+        "u = norm(s), distant_mean [..., S] (and with mean+dipole `self.dipoles(u, aggregator)` [B·N, 3P]) -> update [..., S]."
         S, dt = u.shape[-1], 1.0 / self.substeps
         drive = torch.addmm(self.state_in.bias, _flat(distant_mean, S), self.tier_in.weight.t())  # [M, Hd], fixed over sub-steps
+        if hasattr(self, "dipole_in"): drive = _add_input(drive, dipoles, self.dipole_in)       # the dipoles join the drive
         h, total = _flat(u, S), None
         for i in range(self.substeps):  # a fixed number of sub-steps, each on every cell at once
             f = self.out(torch.relu(torch.addmm(drive, h, self.state_in.weight.t())))            # dh/dt [M, S]
@@ -157,7 +189,7 @@ class CellStep(nn.Module):
         super().__init__()
         self.cfg, self.dims, self.state_size = cfg, cfg.lattice.dims, cfg.model.state_size
         self.active = tuple(t for t in TIER_NAMES if t not in cfg.model.ablate)
-        self.aggregator = TierAggregator(cfg.lattice)
+        self.aggregator = TierAggregator(cfg.lattice, dipole=cfg.model.perception == "mean+dipole")
         self.experts = nn.ModuleDict({t: _EXPERTS[t](cfg) for t in self.active})
         self.gate = TierGate(cfg)
         self.dropout = cfg.model.dropout
@@ -180,10 +212,11 @@ def forward(self:CellStep, states, return_gate:bool=False):
     u = soft_norm(s)                                                           # [M, S]
     loc, fun, dis = self._tier_means(u.view(states.shape))
     g = self.gate.expert_weights(u, self.gate.neighbour_mean(loc, fun, dis)).to(u.dtype).unsqueeze(-1)  # [3, M, 1]
-    ex, updates = self.experts, {}
-    if "local" in ex: updates[0] = ex["local"](u, loc)                                             # [M, S]
-    if "functional" in ex: updates[1] = ex["functional"](u.view(states.shape), self.aggregator).view(-1, S)
-    if "distant" in ex: updates[2] = ex["distant"](u, dis)
+    ex, updates, agg = self.experts, {}, self.aggregator
+    dip = (lambda e: e.dipoles(u.view(states.shape), agg)) if agg.dipole else (lambda e: None)       # [M, 3P] or None
+    if "local" in ex: updates[0] = ex["local"](u, loc, dip(ex["local"]))                           # [M, S]
+    if "functional" in ex: updates[1] = ex["functional"](u.view(states.shape), agg).view(-1, S)
+    if "distant" in ex: updates[2] = ex["distant"](u, dis, dip(ex["distant"]))
     if self.dropout and self.training:                                         # dropout on the summed update
         delta = sum(upd * g[k] for k, upd in updates.items())
         out = s + F.dropout(delta, self.dropout)

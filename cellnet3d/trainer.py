@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 from fastcore.basics import patch
 from .config import CellNetConfig, ConfigError
-from .losses import compute_losses, LOSS_TERMS
+from .losses import compute_losses, gradient_shares, LOSS_TERMS
 from .model import CellNet3D
+from .linear import start_model
 
 # %% auto #0
 __all__ = ['SPLITS', 'RESUME_MAY_CHANGE', 'atomic_write', 'write_json', 'resolve_device', 'make_optimizer', 'lr_factor',
@@ -123,7 +124,7 @@ def evaluate_losses(model:CellNet3D, x:Tensor, y:Tensor, cfg:CellNetConfig) -> d
         n += len(i)
     model.train(was_training)
     out = {k: float(v) / n for k, v in sums.items()}
-    out["cos"] = 1 - out["cosine"]
+    out["cos"] = 1 - out["reconstruction"] / 2      # on unit vectors ‖p̂ − t̂‖² = 2 (1 − cos)
     return out
 
 # %% ../nbs/07_trainer.ipynb #de56d12a
@@ -134,8 +135,8 @@ class Trainer:
         self.device = resolve_device(device)
         self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in splits.items()}   # small: moved once
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(cfg.train.seed)
-        self.model = CellNet3D(cfg, teacher_dim=splits["train"][0].shape[1]).to(self.device)
+        model, self.start_info = start_model(cfg, splits["train"], splits["val"])   # seeded; warm-started when init = "linear"
+        self.model = model.to(self.device)
         self.opt = make_optimizer(self.model, cfg)
         self.steps_per_epoch = math.ceil(len(splits["train"][0]) / cfg.train.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
@@ -288,6 +289,15 @@ def validate(self:Trainer) -> dict:
     return evaluate_losses(self.model, *self.data["val"], self.cfg)
 
 @patch
+def log_gradient_shares(self:Trainer) -> dict:
+    "Log each loss term's share of the gradient norm on the first validation batch (no optimizer step)."
+    x, y = self.data["val"]
+    n = self.cfg.train.batch_size
+    shares = gradient_shares(batch_losses(self.model, x[:n], y[:n], self.cfg), [p for p in self.model.parameters() if p.requires_grad], self.cfg)
+    self.log(dict(kind="grad_shares", epoch=self.epoch, step=self.step, **shares))
+    return shares
+
+@patch
 def end_epoch(self:Trainer, train_means:dict):
     "Validate, log the epoch, keep the best/last weights, update early stopping, checkpoint."
     from tqdm.auto import tqdm
@@ -298,6 +308,7 @@ def end_epoch(self:Trainer, train_means:dict):
     better = self.update_best(val["total"])
     self.log(dict(kind="epoch", epoch=self.epoch, step=self.step, lr=self.sched.get_last_lr()[0],
                   **train_means, **{f"val_{k}": v for k, v in val.items()}, best=better))
+    self.log_gradient_shares()
     if better: self.save_weights("model.safetensors")
     self.save_weights("last.safetensors")
     if self.epoch >= t.epochs: self.finished = True
@@ -320,7 +331,7 @@ def finish(self:Trainer) -> dict:
     res = dict(val=val, test=test, test_cosine=test["cos"], val_cosine=val["cos"], best_epoch=self.best_epoch,
                epochs=self.epoch, steps=self.step, stopped_early=self.stopped_early, train_seconds=self.elapsed,
                n={k: len(self.splits[k][0]) for k in SPLITS}, teacher_dim=self.model.teacher_dim,
-               parameters=sum(p.numel() for p in self.model.parameters()), device=str(self.device))
+               parameters=sum(p.numel() for p in self.model.parameters()), device=str(self.device), **self.start_info)
     write_json(self.run_dir / "results.json", res)
     return res
 
@@ -329,6 +340,7 @@ def finish(self:Trainer) -> dict:
 def fit(self:Trainer, stop_after_epoch:int|None=None) -> Path:
     "Train epoch by epoch until `epochs`, early stopping or `stop_after_epoch`; finish a completed run."
     trained = False
+    if self.step == 0 and not self.finished: self.log_gradient_shares()     # the shares at the start
     while not self.finished:
         self.end_epoch(self.train_epoch()); trained = True
         if stop_after_epoch is not None and self.epoch >= stop_after_epoch and not self.finished: return self.run_dir

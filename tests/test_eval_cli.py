@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = ("student (cube)", "mean vector", "PCA-16", "SIM (the question)", "rank-16 regression", "MLP (same params)")
+ROWS = ("student (cube)", "mean vector", "PCA-16", "SIM (the question)", "rank-16 regression", "linear start (lattice = identity)",
+        "surface MLP (same params)", "MLP (same params)")
 
 
 def cli(*args, cache, timeout=600):
@@ -13,6 +14,11 @@ def cli(*args, cache, timeout=600):
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CELLNET3D_CACHE": str(cache)}
     return subprocess.run([sys.executable, "-m", "cellnet3d", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def student_gain(ev):
+    "MRR of the student minus that of its linear start."
+    return ev["models"]["student"]["mrr"] - ev["models"]["start"]["mrr"]
 
 
 def table_rows(stdout):
@@ -59,13 +65,15 @@ def test_eval_prints_every_model_and_writes_results(trained):
     assert list(rows) == list(ROWS)
     assert "dialogue" in p.stdout.splitlines()[0] and "k = 16" in p.stdout.splitlines()[0]
     ev = json.loads((run / "results.json").read_text())["evaluation"]
-    assert set(ev["models"]) == {"student", "mean", "pca", "sim", "regression", "mlp"}
+    assert set(ev["models"]) == {"student", "mean", "pca", "sim", "regression", "start", "surface_mlp", "mlp"}
+    assert ev["models"]["start"]["gain"] == 0 and ev["models"]["student"]["gain"] == student_gain(ev)
     assert ev["n"]["test"] >= 1 and ev["n"]["bank"] == 25
     student = ev["models"]["student"]
     assert -1 <= student["cosine"] <= 1 and 0 <= student["recall@1"] <= student["recall@10"] <= 1 and 0 < student["mrr"] <= 1
     # the printed numbers are the stored ones
     assert rows["student (cube)"][1] == f"{student['cosine']:.3f}"
     assert abs(ev["params"]["mlp"] - ev["params"]["student"]) / ev["params"]["student"] < 0.05
+    assert abs(ev["params"]["surface_mlp"] - ev["params"]["student"]) / ev["params"]["student"] < 0.05
 
 
 def test_ask_prints_k_answers_and_the_teacher(trained):
