@@ -474,8 +474,8 @@ def comparison_table(results:dict, metric:str="mrr") -> str:
     "Markdown table of `metric` per variant: student mean ± std, gain over its linear start, Δ to the first variant (* beyond the seed spread)."
     ref_name = next(iter(results))
     ref = _mean_std(results[ref_name]["models"]["student"][metric])
-    h = _HEADERS.get(metric, metric)
-    lines = [f"| variant | {h} | gain over linear start | Δ {h} vs {ref_name} |", "|---|---|---|---|"]
+    h, hg = _HEADERS.get(metric, metric), _HEADERS[headline_metric(results[ref_name].get("task"))]
+    lines = [f"| variant | {h} | gain ({hg}) over linear start | Δ {h} vs {ref_name} |", "|---|---|---|---|"]
     for name, res in results.items():
         m, s = _mean_std(res["models"]["student"][metric]); s = s or 0.0
         g = res["models"]["student"].get("gain")
