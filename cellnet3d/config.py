@@ -255,7 +255,7 @@ def _from_dict(cls, d:dict) -> CellNetConfig:
         sec = dict(d.get(part, {}))
         if part == "train" and "w_cosine" in sec:   # configs before w_cosine was dropped: 1 − cos = reconstruction / 2
             sec["w_reconstruction"] = sec.get("w_reconstruction", 1.0) + sec.pop("w_cosine") / 2
-            sec.setdefault("w_contrastive", 0.0)
+            sec.setdefault("w_contrastive", 0.0); sec.setdefault("init", "random")      # and it started at random
         names = {f.name for f in fields(pcls)}
         bad = sorted(set(sec) - names)
         if bad: raise ConfigError(f"unknown keys {bad} in config section '{part}'; valid keys are {sorted(names)}")
