@@ -87,6 +87,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--compile", action="store_true", help="torch.compile the model first")
     b.add_argument("--sizes", type=int, nargs="+", metavar="N", help="cube edge lengths to time")
     b.add_argument("--json", dest="json_path", metavar="FILE", help="also write the results as JSON")
+    b.add_argument("--perception", choices=["mean", "mean+dipole"], help="the cells' perception (default: the preset's)")
     return p
 
 # %% ../nbs/07b_cli.ipynb #6eae4630
@@ -211,7 +212,8 @@ def cmd_ask(args) -> int:
 def cmd_bench(args) -> int:
     "Time the model at several sizes and print the table."
     b = _module("bench")
-    print(b.format_bench(b.run_bench(device=args.device, compile=args.compile, sizes=args.sizes, json_path=args.json_path)))
+    print(b.format_bench(b.run_bench(device=args.device, compile=args.compile, sizes=args.sizes, json_path=args.json_path,
+                                       perception=args.perception)))
     return 0
 
 # %% ../nbs/07b_cli.ipynb #ec0679e3
