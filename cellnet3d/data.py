@@ -51,13 +51,17 @@ def bundled_teacher_path() -> Path:
 
 # %% ../nbs/05_data.ipynb #5a9ee5ad
 _WEIGHT_GLOBS = ("*.safetensors", "*.bin", "*.pt", "*.h5", "*.msgpack")
+_PIPELINE_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 
 def _folder_fingerprint(folder:Path, with_times:bool) -> str:
-    "Short hash of a model folder's config.json and the names, sizes (and mtimes) of its weight files."
+    "Short hash of a model folder's configs (config.json, a sentence-transformers pipeline and its modules' configs) and its weight files' names, sizes (and mtimes)."
     h = hashlib.sha256((folder / "config.json").read_bytes())
-    for f in sorted(p for g in _WEIGHT_GLOBS for p in folder.glob(g)):
+    subdirs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")]    # module folders: 1_Pooling, 2_Dense, ...
+    for f in sorted(p for d in [folder, *subdirs] for p in [*(d / n for n in _PIPELINE_FILES), d / "config.json"] if p.is_file()):
+        if f != folder / "config.json": h.update(f"{f.relative_to(folder)}:".encode() + f.read_bytes())
+    for f in sorted(p for d in [folder, *subdirs] for g in _WEIGHT_GLOBS for p in d.glob(g)):
         st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns if with_times else 0}".encode())
+        h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns if with_times else 0}".encode())
     return h.hexdigest()[:16]
 
 def _looks_like_path(name:str) -> bool:
@@ -91,45 +95,45 @@ def _hub_reachable(endpoint:str, timeout:float=3.0) -> bool:
 # %% ../nbs/05_data.ipynb #f946edad
 @contextmanager
 def _quiet_transformers():
-    "Silence transformers' load-time progress bars and warnings, restoring them afterwards."
+    "Silence transformers' and sentence-transformers' load-time progress bars and messages, restoring them afterwards."
+    import logging
     from transformers.utils import logging as tlog
     bar, level = tlog.is_progress_bar_enabled(), tlog.get_verbosity()
-    tlog.disable_progress_bar(); tlog.set_verbosity_error()
+    st_log = logging.getLogger("sentence_transformers"); st_level = st_log.level
+    tlog.disable_progress_bar(); tlog.set_verbosity_error(); st_log.setLevel(logging.ERROR)
     try: yield
     finally:
-        tlog.set_verbosity(level)
+        tlog.set_verbosity(level); st_log.setLevel(st_level)
         if bar: tlog.enable_progress_bar()
 
 def _offline_hint(name:str) -> str:
     return (f"use teacher='bundled' (all-MiniLM-L6-v2, 384-d, ships with cellnet3d and needs no network), or the path "
             f"of a local model folder (save_pretrained output with config.json); or download {name!r} once where the hub is reachable")
 
-def _load_pretrained(source, local_only:bool):
-    "AutoTokenizer and AutoModel from a folder or hub name."
-    from transformers import AutoTokenizer, AutoModel
-    with _quiet_transformers():
-        tok = AutoTokenizer.from_pretrained(str(source), local_files_only=local_only)
-        model = AutoModel.from_pretrained(str(source), local_files_only=local_only)
-    return tok, model
+def _load_pretrained(source, local_only:bool, device):
+    "A `SentenceTransformer` from a folder or hub name: the model's own pipeline (modules.json), else transformer + mean pooling."
+    from sentence_transformers import SentenceTransformer
+    with _quiet_transformers(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return SentenceTransformer(str(source), device=str(device), local_files_only=local_only)
 
 # %% ../nbs/05_data.ipynb #2c6cef39
-def _resolve_teacher(name_or_path:str, local_files_only:bool|None=None):
-    "Load (tokenizer, model, teacher id) for 'bundled', a local folder or a hub name; fail fast when offline."
+def _resolve_teacher(name_or_path:str, local_files_only:bool|None=None, device="cpu"):
+    "Load (SentenceTransformer, teacher id, declares a pipeline) for 'bundled', a local folder or a hub name; fail fast when offline."
     name = str(name_or_path)
     if name == BUNDLED_TEACHER:
         folder = bundled_teacher_path()
-        tok, model = _load_pretrained(folder, True)
-        return tok, model, f"bundled:all-MiniLM-L6-v2:{_folder_fingerprint(folder, with_times=False)}"
+        return _load_pretrained(folder, True, device), f"bundled:all-MiniLM-L6-v2:{_folder_fingerprint(folder, with_times=False)}", True
     if _looks_like_path(name):
         folder = Path(name).expanduser().resolve()
         if not folder.is_dir(): raise TeacherError(f"teacher folder {str(folder)!r} does not exist; {_offline_hint(name)}")
         if not (folder / "config.json").is_file():
-            raise TeacherError(f"teacher folder {str(folder)!r} has no config.json; expected a transformers model folder (save_pretrained output)")
-        try: tok, model = _load_pretrained(folder, True)
-        except (OSError, ValueError) as e: raise TeacherError(f"teacher folder {str(folder)!r} could not be loaded: {e}") from None
-        return tok, model, f"folder:{folder}:{_folder_fingerprint(folder, with_times=True)}"
+            raise TeacherError(f"teacher folder {str(folder)!r} has no config.json; expected a transformers or sentence-transformers model folder (save_pretrained output)")
+        try: model = _load_pretrained(folder, True, device)
+        except (OSError, ValueError, KeyError) as e: raise TeacherError(f"teacher folder {str(folder)!r} could not be loaded: {e}") from None
+        return model, f"folder:{folder}:{_folder_fingerprint(folder, with_times=True)}", (folder / "modules.json").is_file()
     from huggingface_hub import try_to_load_from_cache, constants
-    try: tok, model = _load_pretrained(name, True)
+    try: model = _load_pretrained(name, True, device)
     except (OSError, ValueError) as cached_err:
         offline = _hub_offline() if local_files_only is None else local_files_only
         if offline:
@@ -139,47 +143,45 @@ def _resolve_teacher(name_or_path:str, local_files_only:bool|None=None):
         if not _hub_reachable(endpoint):
             raise TeacherError(f"teacher {name!r} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the hub "
                                f"({endpoint}) is not reachable; {_offline_hint(name)}") from None
-        try: tok, model = _load_pretrained(name, False)
+        try: model = _load_pretrained(name, False, device)
         except (OSError, ValueError) as e: raise TeacherError(f"teacher {name!r} could not be downloaded from {endpoint}: {e}; {_offline_hint(name)}") from None
     cfg_file = try_to_load_from_cache(name, "config.json")
     commit = Path(cfg_file).parent.name if isinstance(cfg_file, str) else "unknown"
-    return tok, model, f"hub:{name}@{commit}"
+    return model, f"hub:{name}@{commit}", isinstance(try_to_load_from_cache(name, "modules.json"), str)
 
 # %% ../nbs/05_data.ipynb #c7376a34
 POOLINGS = ("mean", "cls")
 
+def _pooling_module(model):
+    "The model's Pooling module and its index (None, None when it has none)."
+    for i, (key, m) in enumerate(model._modules.items()):
+        if type(m).__name__ == "Pooling": return key, m
+    return None, None
+
 class TeacherEncoder:
-    "Sentence embeddings from a transformers encoder: masked mean (or CLS) pooling, optionally L2-normalised."
-    def __init__(self, name_or_path:str="bundled", pooling:str="mean", normalize:bool=True, device:str="auto",
+    "Sentence embeddings from a sentence-transformers model (its own pooling, Dense, Normalize) or a transformers encoder (masked mean)."
+    def __init__(self, name_or_path:str="bundled", pooling:str|None=None, normalize:bool=True, device:str="auto",
                  batch_size:int=64, max_length:int=256, local_files_only:bool|None=None):
-        if pooling not in POOLINGS: raise ValueError(f"pooling ({pooling!r}) must be one of {POOLINGS}")
+        if pooling is not None and pooling not in POOLINGS: raise ValueError(f"pooling ({pooling!r}) must be None (the model's own) or one of {POOLINGS}")
         if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size ({batch_size!r}) must be a positive integer")
         if not isinstance(max_length, int) or max_length < 2: raise ValueError(f"max_length ({max_length!r}) must be an integer of at least 2")
-        self.name_or_path, self.pooling, self.normalize, self.batch_size = str(name_or_path), pooling, bool(normalize), batch_size
+        self.name_or_path, self.normalize, self.batch_size = str(name_or_path), bool(normalize), batch_size
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-        self.tokenizer, model, self.name = _resolve_teacher(self.name_or_path, local_files_only)
-        self.model = model.to(self.device).float().eval()
-        self.dim = int(self.model.config.hidden_size)
-        self.max_length = min(max_length, int(getattr(self.tokenizer, "model_max_length", max_length) or max_length))
-        import inspect
-        params = inspect.signature(self.model.forward).parameters
-        self._inputs = tuple(k for k in ("input_ids", "attention_mask", "token_type_ids") if k in params)
+        self.model, self.name, self.declared = _resolve_teacher(self.name_or_path, local_files_only, self.device)
+        key, pool = _pooling_module(self.model)
+        if pooling is not None:
+            if pool is None: raise TeacherError(f"teacher {self.name_or_path!r} has no Pooling module to replace; leave pooling=None")
+            from sentence_transformers.sentence_transformer.modules import Pooling
+            if pool.pooling_mode != pooling: self.model._modules[key] = pool = Pooling(pool.embedding_dimension, pooling_mode=pooling).to(self.device)
+        self.pooling = pool.pooling_mode if pool is not None else "model"
+        self.model.float().eval()
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.max_length = min(max_length, int(self.model.max_seq_length or max_length))
+        self.model.max_seq_length = self.max_length
 
     def __repr__(self): return f"TeacherEncoder({self.name!r}, dim={self.dim}, pooling={self.pooling!r}, normalize={self.normalize}, device={str(self.device)!r})"
 
 # %% ../nbs/05_data.ipynb #753afeac
-@patch
-def _encode_batch(self:TeacherEncoder, texts:list) -> torch.Tensor:
-    "Embed one batch: [B] texts -> [B, E] on the model's device."
-    enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-    enc = {k: enc[k].to(self.device) for k in self._inputs if k in enc}
-    hidden = self.model(**enc).last_hidden_state                              # [B, L, E]
-    if self.pooling == "cls": emb = hidden[:, 0]
-    else:
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)          # [B, L, 1]
-        emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)              # [B, E]
-    return F.normalize(emb, dim=-1) if self.normalize else emb
-
 @patch
 def encode(self:TeacherEncoder, texts, progress:bool|None=None) -> torch.Tensor:
     "Embed a list of strings: [N] -> float32 CPU tensor [N, E]; a progress bar for long lists."
@@ -187,15 +189,11 @@ def encode(self:TeacherEncoder, texts, progress:bool|None=None) -> torch.Tensor:
     texts = list(texts)
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad: raise TypeError(f"encode expects strings; item {bad[0]} is {type(texts[bad[0]]).__name__} ({texts[bad[0]]!r})")
-    out = torch.empty(len(texts), self.dim)                                  # [N, E]
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    if not texts: return torch.empty(0, self.dim)
     show = len(texts) > 8 * self.batch_size if progress is None else progress
-    with torch.inference_mode(), tqdm(total=len(texts), disable=not show, desc="embedding", unit="text") as bar:
-        for s in range(0, len(texts), self.batch_size):
-            idx = order[s:s + self.batch_size]
-            out[idx] = self._encode_batch([texts[i] for i in idx]).float().cpu()
-            bar.update(len(idx))
-    return out
+    out = self.model.encode(texts, batch_size=self.batch_size, show_progress_bar=show, convert_to_tensor=True,
+                            normalize_embeddings=self.normalize)
+    return out.float().cpu()
 
 # %% ../nbs/05_data.ipynb #844eef51
 def default_cache_dir() -> Path:
