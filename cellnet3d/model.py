@@ -112,12 +112,25 @@ def _from_pretrained(cls, *, model_id:str, revision=None, cache_dir=None, force_
                      token=None, map_location:str="cpu", **model_kwargs) -> CellNet3D:
     "The mixin's reader: `load` of a folder's `model.safetensors`, or of the one downloaded from the hub repo `model_id`."
     if model_kwargs: raise TypeError(f"from_pretrained takes no model arguments ({sorted(model_kwargs)}): the weights' metadata holds the config")
-    if Path(model_id).is_dir(): return cls.load(model_id, device=map_location)
+    if _is_local(model_id): return cls.load(Path(model_id).expanduser(), device=map_location)
     from huggingface_hub import hf_hub_download
     file = hf_hub_download(repo_id=model_id, filename=_WEIGHTS, revision=revision, cache_dir=cache_dir, force_download=force_download,
                            token=token, local_files_only=local_files_only)
     return cls.load(file, device=map_location)
 CellNet3D._from_pretrained = _from_pretrained
+
+def _is_local(name) -> bool:
+    "True for a path ('./m', '/x/y', '~/m', 'a/b/c', or anything that exists); hub repo ids are 'name' or 'org/name'."
+    name = str(name)
+    return Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+
+_hub_from_pretrained = CellNet3D.from_pretrained.__func__
+def _from_pretrained_checked(cls, pretrained_model_name_or_path, **kwargs) -> CellNet3D:
+    "The mixin's `from_pretrained`, but a path that is not a folder (a missing folder, a .safetensors file) goes to `load` and its clear errors."
+    name = pretrained_model_name_or_path
+    if _is_local(name) and not Path(str(name)).expanduser().is_dir(): return cls.load(Path(str(name)).expanduser())
+    return _hub_from_pretrained(cls, name, **kwargs)
+CellNet3D.from_pretrained = classmethod(_from_pretrained_checked)
 
 @patch
 def generate_model_card(self:CellNet3D, results:str|None=None, *args, **kwargs):
