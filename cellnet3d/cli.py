@@ -67,6 +67,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", metavar="DIR", help="run folder (default: runs/<date-time>)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (its config; --epochs/--set may extend it)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    t.add_argument("--log", action="append", default=[], choices=["tensorboard"],
+                   help="also log to TensorBoard event files in RUN/tensorboard (needs: pip install \"cellnet3d[tensorboard]\")")
     d = sub.add_parser("doctor", help="check torch, device, teacher, data, config and model; exit 1 if anything fails",
                        description="Readiness check: each line is ok or the reason it is not.")
     _config_flags(d)
@@ -188,7 +190,7 @@ def cmd_train(args) -> int:
     else: cfg = config_from_args(args)
     from cellnet3d.trainer import train
     start = time.perf_counter()
-    run = train(cfg, out=args.out, device=args.device, resume=args.resume, progress=not args.quiet)
+    run = train(cfg, out=args.out, device=args.device, resume=args.resume, progress=not args.quiet, loggers=args.log)
     print(f"run folder: {run}  ({time.perf_counter() - start:.0f} s)")
     if importlib.util.find_spec("cellnet3d.evaluate") is not None:
         from cellnet3d.evaluate import evaluate_run, format_results

@@ -15,9 +15,10 @@ from .model import CellNet3D
 from .linear import start_model
 
 # %% auto #0
-__all__ = ['SPLITS', 'RESUME_MAY_CHANGE', 'atomic_write', 'write_json', 'resolve_device', 'make_optimizer', 'lr_factor',
-           'make_scheduler', 'as_splits', 'data_fingerprint', 'batch_losses', 'evaluate_losses', 'Trainer',
-           'epoch_batches', 'read_metrics', 'plot_curves', 'save_curves', 'train']
+__all__ = ['SPLITS', 'LOGGERS', 'RESUME_MAY_CHANGE', 'atomic_write', 'write_json', 'resolve_device', 'make_optimizer',
+           'lr_factor', 'make_scheduler', 'as_splits', 'data_fingerprint', 'batch_losses', 'evaluate_losses', 'Trainer',
+           'epoch_batches', 'read_metrics', 'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger',
+           'check_loggers', 'train']
 
 # %% ../nbs/07_trainer.ipynb #7d8b431c
 def atomic_write(path, write) -> Path:
@@ -130,8 +131,9 @@ def evaluate_losses(model:CellNet3D, x:Tensor, y:Tensor, cfg:CellNetConfig) -> d
 # %% ../nbs/07_trainer.ipynb #de56d12a
 class Trainer:
     "One training run of `cfg` on `splits` into the folder `run_dir`."
-    def __init__(self, cfg:CellNetConfig, splits:dict, run_dir, device="auto", progress=True):
+    def __init__(self, cfg:CellNetConfig, splits:dict, run_dir, device="auto", progress=True, loggers=()):
         self.cfg, self.splits, self.run_dir, self.progress = cfg, splits, Path(run_dir), progress
+        self.loggers = list(loggers)                                     # more sinks of every record (e.g. TensorBoardLogger)
         self.device = resolve_device(device)
         self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in splits.items()}   # small: moved once
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -153,8 +155,9 @@ def epoch_batches(n:int, batch_size:int, seed:int, epoch:int) -> list:
 # %% ../nbs/07_trainer.ipynb #70659f94
 @patch
 def log(self:Trainer, record:dict):
-    "Append one JSON line to the run's metrics.jsonl."
+    "Append one JSON line to the run's metrics.jsonl (the source of truth), then hand the record to every logger."
     with open(self.run_dir / "metrics.jsonl", "a") as f: f.write(json.dumps(record) + "\n")
+    for lg in self.loggers: lg.log(record)
 
 def read_metrics(run_dir) -> list:
     "The records of a run's metrics.jsonl (a last line cut short by a kill is left out)."
@@ -186,7 +189,7 @@ def train_epoch(self:Trainer) -> dict:
         l = batch_losses(self.model, xb, yb, cfg)
         self.opt.zero_grad(set_to_none=True)
         l["total"].backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)   # before clipping
         self.opt.step(); self.sched.step(); self.step += 1
         terms = torch.stack([l[k].detach() for k in (*LOSS_TERMS, "total")]) * len(idx)  # [7]
         sums = terms if sums is None else sums + terms
@@ -196,7 +199,7 @@ def train_epoch(self:Trainer) -> dict:
             rate = n_epoch / (time.perf_counter() - start)
             means = dict(zip((*LOSS_TERMS, "total"), (window / n_window).tolist()))
             self.log(dict(kind="step", epoch=self.epoch + 1, step=self.step, lr=self.sched.get_last_lr()[0], **means,
-                          samples_per_s=rate, cell_steps_per_s=rate * cell_steps))
+                          samples_per_s=rate, cell_steps_per_s=rate * cell_steps, grad_norm=float(grad_norm)))
             bar.set_postfix(loss=f"{means['total']:.4f}", samples_s=f"{rate:.0f}", cell_steps_s=f"{rate * cell_steps:.3g}")
             window, n_window = None, 0
     seconds = time.perf_counter() - start
@@ -347,6 +350,53 @@ def fit(self:Trainer, stop_after_epoch:int|None=None) -> Path:
     if trained or not (self.run_dir / "results.json").exists(): self.finish()
     return self.run_dir
 
+# %% ../nbs/07_trainer.ipynb #17b361f4
+class LoggerError(ValueError):
+    "A logger that cannot run here; the message says what to install (the command line shows it as a one-line error)."
+
+def _require_tensorboard():
+    try:
+        import tensorboard  # noqa: F401  (torch's SummaryWriter needs the package)
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise LoggerError('--log tensorboard needs the tensorboard package: pip install "cellnet3d[tensorboard]" (or pip install tensorboard)') from None
+    return SummaryWriter
+
+class TensorBoardLogger:
+    "Every record of a run as TensorBoard scalars (and the curves figure per epoch) in `run_dir/tensorboard`."
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+        self.writer = _require_tensorboard()(log_dir=str(self.run_dir / "tensorboard"))
+
+    def log(self, record:dict):
+        kind, step, w = record.get("kind"), record.get("step", 0), self.writer
+        if kind == "step":
+            for k in (*LOSS_TERMS, "total"): w.add_scalar(f"train/{k}", record[k], step)
+            for k in ("lr", "grad_norm"): w.add_scalar(f"train/{k}", record[k], step)
+            for k in ("cell_steps_per_s", "samples_per_s"): w.add_scalar(f"speed/{k}", record[k], step)
+        elif kind == "epoch":
+            for k, v in record.items():
+                if k.startswith("val_") and isinstance(v, (int, float)): w.add_scalar(f"val/{k[4:]}", v, step)
+            for k in (*LOSS_TERMS, "total"): w.add_scalar(f"epoch/train_{k}", record[k], step)
+            w.add_scalar("speed/epoch_cell_steps_per_s", record["cell_steps_per_s"], step)
+            w.add_figure("curves", plot_curves(read_metrics(self.run_dir)), step, close=True)
+        elif kind == "grad_shares":
+            for k in LOSS_TERMS:
+                if k in record: w.add_scalar(f"grad_share/{k}", record[k], step)
+        w.flush()
+
+    def close(self): self.writer.close()
+
+LOGGERS = {"tensorboard": TensorBoardLogger}
+
+def check_loggers(names) -> tuple:
+    "Validate logger names before a run starts: unknown names and missing packages fail here."
+    names = tuple(names or ())
+    bad = [n for n in names if n not in LOGGERS]
+    if bad: raise ValueError(f"logger {bad[0]!r} is not known; choose from {sorted(LOGGERS)}")
+    if "tensorboard" in names: _require_tensorboard()
+    return names
+
 # %% ../nbs/07_trainer.ipynb #60ec5115
 RESUME_MAY_CHANGE = ("epochs", "patience", "log_every")
 
@@ -367,8 +417,9 @@ def _new_run_dir(out) -> Path:
 
 # %% ../nbs/07_trainer.ipynb #176b6988
 def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resume=None, progress=True,
-          stop_after_epoch:int|None=None) -> Path:
-    "Train a CellNet3D on `data` (default: the config's corpus and teacher) into a run folder; return its path."
+          stop_after_epoch:int|None=None, loggers=()) -> Path:
+    "Train a CellNet3D on `data` (default: the config's corpus and teacher) into a run folder; return its path. `loggers`: names in `LOGGERS`."
+    loggers = check_loggers(loggers)
     if resume is not None:
         run = Path(resume)
         if not (run / "config.json").is_file(): raise FileNotFoundError(f"cannot resume {str(run)!r}: it holds no config.json")
@@ -381,9 +432,12 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
     else:
         cfg = cfg or CellNetConfig.preset("default")
         run = _new_run_dir(out)
-    tr = Trainer(cfg, as_splits(data, cfg, progress=progress), run, device=device, progress=progress)
+    tr = Trainer(cfg, as_splits(data, cfg, progress=progress), run, device=device, progress=progress,
+                 loggers=[LOGGERS[n](run) for n in loggers])
     if resume is not None:
         tr.load_state()
         if tr.finished and not tr.stopped_early and tr.epoch < cfg.train.epochs: tr.finished = False   # more epochs asked for
     write_json(run / "config.json", cfg.to_dict())
-    return tr.fit(stop_after_epoch)
+    try: return tr.fit(stop_after_epoch)
+    finally:
+        for lg in tr.loggers: lg.close()
