@@ -111,7 +111,7 @@ def _check_torch(cfg, args):
     return f"torch {torch.__version__}, device {dev}"
 
 def _check_teacher(cfg, args):
-    from cellnet3d.data import TeacherEncoder
+    from cellnet3d.teacher import TeacherEncoder
     tch = TeacherEncoder(cfg.train.teacher, device="cpu", local_files_only=True)
     emb = tch.encode(["Is the teacher here?"], progress=False)
     args._teacher_dim = tch.dim
