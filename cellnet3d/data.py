@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_data.ipynb #41f40925
 from __future__ import annotations
-import csv, hashlib, io, json, os, socket, threading, time, warnings
+import csv, hashlib, io, json, os, pickle, socket, threading, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +101,7 @@ def _quiet_transformers():
         if bar: tlog.enable_progress_bar()
 
 def _offline_hint(name:str) -> str:
-    return (f"use teacher='bundled' (all-MiniLM-L6-v2, 384-d, ships with cellnet3d and needs no network), or the path "
+    return (f"use the teacher 'bundled' (--teacher bundled; all-MiniLM-L6-v2, 384-d, ships with cellnet3d and needs no network), or the path "
             f"of a local model folder (save_pretrained output with config.json); or download {name!r} once where the hub is reachable")
 
 def _load_pretrained(source, local_only:bool):
@@ -109,7 +109,10 @@ def _load_pretrained(source, local_only:bool):
     from transformers import AutoTokenizer, AutoModel
     with _quiet_transformers():
         tok = AutoTokenizer.from_pretrained(str(source), local_files_only=local_only)
-        model = AutoModel.from_pretrained(str(source), local_files_only=local_only)
+        try: model = AutoModel.from_pretrained(str(source), local_files_only=local_only)
+        except pickle.UnpicklingError:
+            raise TeacherError(f"teacher {str(source)!r} holds its weights as a pickle (.bin), which is never loaded (loading it could run code); "
+                               "give a folder with model.safetensors (save_pretrained(..., safe_serialization=True))") from None
     return tok, model
 
 # %% ../nbs/05_data.ipynb #2c6cef39
@@ -584,11 +587,12 @@ def load_dataset(cfg:CellNetConfig, data=None, teacher:TeacherEncoder|None=None,
     else: raise DataError(f"data ({type(data).__name__}) must be '' (the bundled corpus), a file path, TextPairs or PairEmbeddings")
     if t.task == "dialogue" and a is None:
         raise DataError(f"task 'dialogue' needs question/answer pairs, but {data.source} holds single texts; "
-                        f"use task='autoencode' or give question/answer records")
+                        f"use task 'autoencode' (--task autoencode) or give question/answer records")
     x, y, xt, yt, tops, groups = _rows(t.task, q, a, q_texts, a_texts, topics)
     pick = lambda xs, ix: None if xs is None else [xs[i] for i in ix.tolist()]
-    parts = [EmbeddingPairs(x[ix], None if y is None else y[ix], pick(xt, ix), pick(yt, ix), pick(tops, ix))
-             for ix in split_indices(groups, t.val_fraction, t.test_fraction, t.seed)]
+    try: split = split_indices(groups, t.val_fraction, t.test_fraction, t.seed)
+    except DataError as e: raise DataError(f"{data.source}: {e}") from None
+    parts = [EmbeddingPairs(x[ix], None if y is None else y[ix], pick(xt, ix), pick(yt, ix), pick(tops, ix)) for ix in split]
     return DataBundle(*parts, task=t.task, teacher_dim=dim, teacher_name=name, source=data.source,
                       topics=sorted(set(topics)) if topics else None, teacher=teacher)
 

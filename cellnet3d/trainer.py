@@ -532,7 +532,8 @@ def _new_run_dir(out) -> Path:
     if out is None: return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     out = Path(out)
     if out.exists() and not out.is_dir(): raise RunError(f"--out {str(out)!r} is a file, not a folder; give a new or empty folder")
-    if run_state(out) == "checkpoint": raise _holds_run_error(out)
+    if run_state(out) == "checkpoint":
+        with RunLock(out): raise _holds_run_error(out)          # unless a writer holds it: then that is the message
     return out
 
 def resume_config(run, cfg:CellNetConfig|None=None) -> CellNetConfig:
@@ -574,22 +575,22 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
     device = resolve_device(device)
     if resume is not None: run, cfg = Path(resume), resume_config(resume, cfg)
     else: run, cfg = _new_run_dir(out), cfg or CellNetConfig.preset("default")
-    cfg = absolute_paths(cfg)
     if resume is not None and data is None and cfg.train.data and not Path(cfg.train.data).is_file():
         raise RunError(f"the run's data file {cfg.train.data!r} (from {str(run / 'config.json')!r}) does not exist; put it back, or "
                        "resume with the same data passed explicitly")
     splits = as_splits(data, cfg, progress=progress)                  # data and teacher checked before any folder is made
+    cfg = absolute_paths(cfg)                                         # stored absolute; messages above showed them as given
     if out is None and resume is None:
         while run.exists(): run = run.with_name(run.name + "+")
     run.mkdir(parents=True, exist_ok=True)
     with RunLock(run):
         state = run_state(run)                                        # again, under the lock: another writer may have been first
         if resume is None and state == "checkpoint": raise _holds_run_error(run)
-        clean_orphans(run)
         if state != "checkpoint":
             for name in RUN_FILES: (run / name).unlink(missing_ok=True)   # a run that never checkpointed starts again in place
         tr = Trainer(cfg, splits, run, device=device, progress=progress, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)
         if state == "checkpoint": tr.load_state(); _check_epochs(tr)
+        clean_orphans(run)                                            # only now: a refused resume leaves the folder as it was
         write_json(run / "config.json", cfg.to_dict())
         try:
             with stop_on_signals(tr): return tr.fit(stop_after_epoch)
