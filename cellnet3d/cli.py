@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_cli.ipynb #7521e658
 from __future__ import annotations
-import argparse, importlib, importlib.util, json, sys, time
+import argparse, importlib, importlib.util, json, sys, time, traceback
 from pathlib import Path
 from .config import CellNetConfig, ConfigError, PRESETS, TASKS
 
@@ -66,6 +66,8 @@ def make_parser() -> argparse.ArgumentParser:
     _config_flags(t)
     t.add_argument("--out", metavar="DIR", help="run folder (default: runs/<date-time>)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (its config; --epochs/--set may extend it)")
+    t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, metavar="N",
+                   help="also write a checkpoint every N optimizer steps inside an epoch (default: every 5 minutes)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     t.add_argument("--log", action="append", default=[], choices=["tensorboard"],
                    help="also log to TensorBoard event files in RUN/tensorboard (needs: pip install \"cellnet3d[tensorboard]\")")
@@ -183,14 +185,16 @@ def _module(name:str):
 # %% ../nbs/07b_cli.ipynb #a9c1c3bf
 def cmd_train(args) -> int:
     "Train (or resume) and print the results."
+    from cellnet3d.trainer import train, resume_config
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every ({args.checkpoint_every}) must be at least 1 optimizer step")
     if args.resume:
         if args.preset or args.config: raise UsageError("--resume continues a run with its own config; drop --preset/--config")
-        base = CellNetConfig.load(Path(args.resume) / "config.json")
-        cfg = config_from_args(args, base)
+        cfg = config_from_args(args, resume_config(args.resume))
     else: cfg = config_from_args(args)
-    from cellnet3d.trainer import train
     start = time.perf_counter()
-    run = train(cfg, out=args.out, device=args.device, resume=args.resume, progress=not args.quiet, loggers=args.log)
+    run = train(cfg, out=args.out, device=args.device, resume=args.resume, progress=not args.quiet, checkpoint_every=args.checkpoint_every,
+                loggers=args.log)
     print(f"run folder: {run}  ({time.perf_counter() - start:.0f} s)")
     if importlib.util.find_spec("cellnet3d.evaluate") is not None:
         from cellnet3d.evaluate import evaluate_run, format_results
@@ -214,6 +218,11 @@ def cmd_ask(args) -> int:
 def cmd_bench(args) -> int:
     "Time the model at several sizes and print the table."
     b = _module("bench")
+    bad = [s for s in args.sizes or () if s < 2]
+    if bad: raise UsageError(f"--sizes {' '.join(map(str, bad))}: a cube edge must be at least 2, e.g. --sizes 8 16")
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available(): raise UsageError(f"--device cuda: no CUDA device is available here (torch {torch.__version__}); use --device cpu")
     print(b.format_bench(b.run_bench(device=args.device, compile=args.compile, sizes=args.sizes, json_path=args.json_path,
                                        perception=args.perception)))
     return 0
@@ -224,11 +233,22 @@ COMMANDS = dict(train=cmd_train, doctor=cmd_doctor, config=cmd_config, eval=cmd_
 def main(argv=None) -> int:
     "Entry point of the `cellnet3d` command; returns the exit code."
     args = make_parser().parse_args(argv)
+    name = f"cellnet3d {args.command}"
     try: return COMMANDS[args.command](args)
     except ModuleNotFoundError as e:
-        if not str(e).startswith("this command needs"): raise
-        print(f"cellnet3d {args.command}: not available: {e}", file=sys.stderr); return 1
-    except (ConfigError, UsageError, ValueError, FileNotFoundError, FileExistsError, OSError) as e:
-        print(f"cellnet3d {args.command}: error: {e}".splitlines()[0], file=sys.stderr); return 2
-    except KeyboardInterrupt:
-        print(f"cellnet3d {args.command}: interrupted", file=sys.stderr); return 130
+        if not str(e).startswith("this command needs"): return _bug(name, e)
+        print(f"{name}: not available: {e}", file=sys.stderr); return 1
+    except (ValueError, OSError) as e:                   # ConfigError, UsageError, DataError, RunError, WeightsError, TeacherError, files
+        print(f"{name}: error: {' '.join(str(e).split())}", file=sys.stderr); return 2
+    except KeyboardInterrupt as e:
+        if hasattr(e, "signum"):                         # TrainingInterrupted: a checkpoint was written
+            print(f"{name}: {e}", file=sys.stderr); return 128 + e.signum
+        print(f"{name}: interrupted", file=sys.stderr); return 130
+    except Exception as e: return _bug(name, e)
+
+def _bug(name:str, e:Exception) -> int:
+    "A failure no input explains: the traceback, and a line saying so; exit code 1."
+    traceback.print_exc()
+    print(f"{name}: internal error ({type(e).__name__}): this is a bug in cellnet3d, not in your input; please report it "
+          "with the traceback above", file=sys.stderr)
+    return 1

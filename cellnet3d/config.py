@@ -10,8 +10,8 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TIER_NAMES', 'PERCEPTIONS', 'TASKS', 'INITS', 'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig', 'TrainConfig',
-           'active_reach', 'steps_needed', 'CellNetConfig', 'lattice_summary', 'ratio_explorer']
+__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'TASKS', 'INITS', 'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig',
+           'TrainConfig', 'active_reach', 'steps_needed', 'CellNetConfig', 'lattice_summary', 'ratio_explorer']
 
 # %% ../nbs/00_config.ipynb #f9a5ee87
 class ConfigError(ValueError):
@@ -22,7 +22,7 @@ def _check_positive(name, value, integer=False):
     "Raise `ConfigError` unless `value` is a finite positive number (an `int` if `integer`)."
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
         raise ConfigError(f"{name} ({value!r}) must be a positive {'integer' if integer else 'number'}")
-    if not math.isfinite(value) or value <= 0:
+    if not (isinstance(value, int) or math.isfinite(value)) or value <= 0:     # an int is finite, however large
         raise ConfigError(f"{name} ({value!r}) must be a finite number above 0")
 
 def _check_ratio(name, value):
@@ -32,6 +32,8 @@ def _check_ratio(name, value):
 
 # %% ../nbs/00_config.ipynb #53f4846c
 TIER_NAMES = ("local", "functional", "distant")
+
+MAX_EDGE = 4096                       # cells along one axis; 4096³ is 7·10¹⁰ cells, far beyond any memory
 
 @dataclass(frozen=True)
 class LatticeConfig:
@@ -47,8 +49,8 @@ class LatticeConfig:
         if not isinstance(dims, (tuple, list)) or len(dims) != 3:
             raise ConfigError(f"dims ({dims!r}) must be three integers (X, Y, Z), e.g. (8, 8, 8)")
         for ax, d in zip("XYZ", dims):
-            if isinstance(d, bool) or not isinstance(d, int) or d < 2:
-                raise ConfigError(f"dims {ax} ({d!r}) must be an integer of at least 2")
+            if isinstance(d, bool) or not isinstance(d, int) or not 2 <= d <= MAX_EDGE:
+                raise ConfigError(f"dims {ax} ({d!r}) must be an integer from 2 to {MAX_EDGE}")
         object.__setattr__(self, "dims", tuple(dims))
         for n in ("adaptive_radius_ratio", "local_distance_ratio", "functional_distance_ratio", "distant_distance_ratio"):
             _check_ratio(n, getattr(self, n))
@@ -126,6 +128,7 @@ class ModelConfig:
             raise ConfigError(f"dropout ({self.dropout!r}) must lie in [0, 1)")
         if not isinstance(self.gradient_checkpointing, bool):
             raise ConfigError(f"gradient_checkpointing ({self.gradient_checkpointing!r}) must be True or False")
+        if not isinstance(self.ablate, (str, tuple, list)): raise ConfigError(f"ablate ({self.ablate!r}) must be a tier name or a list of them, from {TIER_NAMES}")
         ablate = (self.ablate,) if isinstance(self.ablate, str) else tuple(self.ablate)
         bad = [t for t in ablate if t not in TIER_NAMES]
         if bad: raise ConfigError(f"ablate ({bad!r}) must name tiers among {TIER_NAMES}")
@@ -175,10 +178,11 @@ class TrainConfig:
         for n in ("weight_decay", "warmup_steps", "seed", "dynamics_floor", "w_reconstruction", "w_contrastive",
                   "w_similarity", "w_diversity", "w_dynamics", "w_spatial"):
             v = getattr(self, n)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (isinstance(v, int) or math.isfinite(v)) or v < 0:
                 raise ConfigError(f"{n} ({v!r}) must be a finite number of at least 0")
         if not isinstance(self.warmup_steps, int) or not isinstance(self.seed, int):
             raise ConfigError(f"warmup_steps ({self.warmup_steps!r}) and seed ({self.seed!r}) must be integers")
+        if self.seed >= 2**32: raise ConfigError(f"seed ({self.seed}) must be an integer from 0 to {2**32 - 1}")     # what torch's generators take, with room for the epoch
         if not self.dynamics_floor < self.dynamics_ceiling:
             raise ConfigError(f"dynamics_floor ({self.dynamics_floor}) must be below dynamics_ceiling ({self.dynamics_ceiling})")
         for n in ("val_fraction", "test_fraction"):
@@ -252,7 +256,9 @@ def _from_dict(cls, d:dict) -> CellNetConfig:
     if bad: raise ConfigError(f"unknown config sections {bad}; valid sections are {list(_PARTS)}")
     parts = {}
     for part, pcls in _PARTS.items():
-        sec = dict(d.get(part, {}))
+        sec = d.get(part, {})
+        if not isinstance(sec, dict): raise ConfigError(f"config section {part!r} must be a JSON object of field: value, got {type(sec).__name__} ({sec!r:.60})")
+        sec = dict(sec)
         if part == "train" and "w_cosine" in sec:   # configs before w_cosine was dropped: 1 − cos = reconstruction / 2
             sec["w_reconstruction"] = sec.get("w_reconstruction", 1.0) + sec.pop("w_cosine") / 2
             sec.setdefault("w_contrastive", 0.0); sec.setdefault("init", "random")      # and it started at random
@@ -286,7 +292,8 @@ def _load(cls, path) -> CellNetConfig:
     "Read a config written by `save`."
     path = Path(path)
     if not path.is_file(): raise ConfigError(f"config file {str(path)!r} does not exist")
-    try: return cls.from_json(path.read_text())
+    try: return cls.from_json(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError: raise ConfigError(f"config file {str(path)!r} is not UTF-8 text; expected the JSON written by `cellnet3d config show`") from None
     except ConfigError as e: raise ConfigError(f"config file {str(path)!r}: {e}") from None
 CellNetConfig.save = _save
 CellNetConfig.load = classmethod(_load)

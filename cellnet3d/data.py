@@ -358,11 +358,12 @@ def load_dataset(cfg:CellNetConfig, data=None, teacher:TeacherEncoder|None=None,
     else: raise DataError(f"data ({type(data).__name__}) must be '' (the bundled corpus), a file path, TextPairs or PairEmbeddings")
     if t.task == "dialogue" and a is None:
         raise DataError(f"task 'dialogue' needs question/answer pairs, but {data.source} holds single texts; "
-                        f"use task='autoencode' or give question/answer records")
+                        f"use task 'autoencode' (--task autoencode) or give question/answer records")
     x, y, xt, yt, tops, groups = _rows(t.task, q, a, q_texts, a_texts, topics)
     pick = lambda xs, ix: None if xs is None else [xs[i] for i in ix.tolist()]
-    parts = [EmbeddingPairs(x[ix], None if y is None else y[ix], pick(xt, ix), pick(yt, ix), pick(tops, ix))
-             for ix in split_indices(groups, t.val_fraction, t.test_fraction, t.seed)]
+    try: split = split_indices(groups, t.val_fraction, t.test_fraction, t.seed)
+    except DataError as e: raise DataError(f"{data.source}: {e}") from None
+    parts = [EmbeddingPairs(x[ix], None if y is None else y[ix], pick(xt, ix), pick(yt, ix), pick(tops, ix)) for ix in split]
     return DataBundle(*parts, task=t.task, teacher_dim=dim, teacher_name=name, source=data.source,
                       topics=sorted(set(topics)) if topics else None, teacher=teacher)
 

@@ -109,7 +109,7 @@ def load_run(run_dir, device="auto") -> tuple:
     if not (run_dir / "config.json").is_file() or not (run_dir / "model.safetensors").is_file():
         raise FileNotFoundError(f"{str(run_dir)!r} is not a finished run folder: it needs config.json and model.safetensors (written by `cellnet3d train`)")
     cfg = CellNetConfig.load(run_dir / "config.json")
-    model = CellNet3D.load(run_dir / "model.safetensors", device=resolve_device(device))
+    model = CellNet3D.load(run_dir / "model.safetensors", device=resolve_device(device), config_file=run_dir / "config.json")
     return cfg, model, load_dataset(cfg, expected_dim=model.teacher_dim, progress=False)
 
 def ask(run_dir, question:str, k:int=5, device="auto", rerank:bool=False) -> str:

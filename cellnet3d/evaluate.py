@@ -331,10 +331,10 @@ def evaluate_model(model:nn.Module, data, cfg, baselines:tuple=BASELINES, device
 # %% ../nbs/08_eval.ipynb #d03c6317
 def _check_same_splits(run_dir:Path, data, cfg):
     "Refuse data whose splits differ from the ones the run trained on (when the run kept their fingerprint)."
-    from cellnet3d.trainer import as_splits, data_fingerprint
+    from cellnet3d.trainer import as_splits, data_fingerprint, read_state
     state = run_dir / "trainer_state.pt"
     if not state.is_file(): return
-    saved = torch.load(state, map_location="cpu", weights_only=True).get("data_fingerprint")
+    saved = read_state(state).get("data_fingerprint")
     now = data_fingerprint(as_splits(data, cfg, progress=False))
     if saved is not None and saved != now:
         raise ValueError(f"the rebuilt splits of {str(run_dir)!r} differ from the ones it trained on (fingerprint {now} != {saved}); "
@@ -344,20 +344,23 @@ def evaluate_run(run_dir, device="auto", data=None, baselines:tuple=BASELINES) -
     "Score a run's best model and the baselines on its test split; write them into results.json['evaluation'] and return them."
     from cellnet3d.config import CellNetConfig
     from cellnet3d.model import CellNet3D
-    from cellnet3d.trainer import resolve_device, write_json
+    from cellnet3d.trainer import resolve_device, write_json, RunError
     from cellnet3d.data import load_dataset
     run_dir, device = Path(run_dir), resolve_device(device)
     if not (run_dir / "config.json").is_file() or not (run_dir / "model.safetensors").is_file():
         raise FileNotFoundError(f"{str(run_dir)!r} is not a finished run folder: it needs config.json and model.safetensors (written by `cellnet3d train`)")
+    path = run_dir / "results.json"
+    try: saved = json.loads(path.read_text()) if path.is_file() else {}      # read first: a broken file must not cost the evaluation
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"{str(path)!r} is not valid JSON ({e}); it was cut short or edited: delete it, and `cellnet3d train --resume "
+                       f"{run_dir}` writes it again before the evaluation") from None
     cfg = CellNetConfig.load(run_dir / "config.json")
-    model = CellNet3D.load(run_dir / "model.safetensors", device=device)
+    model = CellNet3D.load(run_dir / "model.safetensors", device=device, config_file=run_dir / "config.json")
     if not (hasattr(data, "splits") or isinstance(data, (dict, tuple, list, Tensor))):   # None, a path, TextPairs, PairEmbeddings
         data = load_dataset(cfg, data=data, expected_dim=model.teacher_dim, progress=False)
     _check_same_splits(run_dir, data, cfg)
     res = evaluate_model(model, data, cfg, baselines=baselines, device=device)
     res.update(run_dir=str(run_dir), device=str(device))
-    path = run_dir / "results.json"
-    saved = json.loads(path.read_text()) if path.is_file() else {}
     write_json(path, {**saved, "evaluation": res})
     return res
 
@@ -415,14 +418,15 @@ def summarize_seeds(runs:list) -> dict:
     return out
 
 def _run_state(run:Path, cfg) -> str:
-    "'finished', 'resumable' (interrupted after an epoch), 'empty' (no run yet) or 'other' (a different or unusable run)."
+    "'finished', 'resumable' (it has a checkpoint), 'empty' (no run yet, or none checkpointed) or 'other' (a different or unusable run)."
     from cellnet3d.config import CellNetConfig
+    from cellnet3d.trainer import absolute_paths
     if not (run / "config.json").is_file(): return "empty"
-    try: same = CellNetConfig.load(run / "config.json") == cfg
+    try: same = CellNetConfig.load(run / "config.json") == absolute_paths(cfg)
     except Exception: return "other"
     if not same: return "other"
     if (run / "results.json").is_file() and (run / "model.safetensors").is_file(): return "finished"
-    return "resumable" if (run / "trainer_state.pt").is_file() else "other"
+    return "resumable" if (run / "trainer_state.pt").is_file() else "empty"     # no checkpoint: train starts it again in place
 
 def evaluate_seeds(cfg, seeds:tuple=(0, 1, 2), data=None, out="runs/seeds", device="auto", baselines:tuple=BASELINES, progress=False) -> dict:
     "Train and evaluate `cfg` once per seed into `out/seed-N`; the results summarised as mean ± std."
@@ -432,7 +436,7 @@ def evaluate_seeds(cfg, seeds:tuple=(0, 1, 2), data=None, out="runs/seeds", devi
         c, run = cfg.replace(seed=s), Path(out) / f"seed-{s}"
         state = _run_state(run, c)
         if state == "other":
-            raise FileExistsError(f"{str(run)!r} holds a run of another config, or one stopped before its first epoch ended; "
+            raise FileExistsError(f"{str(run)!r} holds a run of another config, or an unreadable one; "
                                   "move it away or choose another out")
         if state == "finished":
             ev = json.loads((run / "results.json").read_text()).get("evaluation")

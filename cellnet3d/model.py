@@ -12,13 +12,13 @@ from fastcore.basics import patch
 from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 from huggingface_hub import PyTorchModelHubMixin
-from .config import CellNetConfig, TIER_NAMES, lattice_summary
+from .config import CellNetConfig, ConfigError, TIER_NAMES, lattice_summary
 from .lattice import TierAggregator
 from .mapper import EmbeddingTransformer, SurfaceMapper, SurfaceExtractor
 from .moe import CellStep
 
 # %% auto #0
-__all__ = ['CellNet3D', 'trajectory_activity', 'plot_trajectory']
+__all__ = ['CellNet3D', 'WeightsError', 'model_differences', 'trajectory_activity', 'plot_trajectory']
 
 # %% ../nbs/04_model.ipynb #376a5418
 _CONFIG_CODER = (lambda c: json.loads(c.to_json()), lambda d: CellNetConfig.from_json(json.dumps(d)))
@@ -87,19 +87,51 @@ def save(self:CellNet3D, path) -> Path:
     if file.parent == path: self.cfg.save(path / "config.json")
     return file
 
-def _load(cls, path, device="cpu") -> CellNet3D:
-    "Rebuild a model saved by `save` (or a trainer checkpoint) from a .safetensors file or a folder holding model.safetensors."
+class WeightsError(ValueError):
+    "A weights file that cannot be used as it is; the message names the file, what is wrong and what to do."
+
+def _read_weights(file:Path) -> tuple:
+    "(metadata, tensors on the CPU) of a safetensors file; a file that is not one is named, with the reason."
+    try:
+        with safe_open(str(file), framework="pt") as f: meta = f.metadata() or {}
+        return meta, load_file(str(file))
+    except Exception as e:                                              # SafetensorError, OSError, ...
+        raise WeightsError(f"{str(file)!r} is not a readable safetensors file ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                           "it may be truncated or corrupt: copy it again, or train again") from None
+
+def model_differences(a:CellNetConfig, b:CellNetConfig) -> list:
+    "The `(field, a's value, b's value)` of the lattice and model fields in which two configs differ (training fields aside)."
+    da, db = a.to_dict(), b.to_dict()
+    return [(k, da[part][k], db[part][k]) for part in ("lattice", "model") for k in da[part] if da[part][k] != db[part][k]]
+
+def _load(cls, path, device="cpu", config_file=None) -> CellNet3D:
+    "Rebuild a model saved by `save` (or a trainer checkpoint); with `config_file`, refuse weights of another lattice or model."
     path = Path(path)
     file = path / _WEIGHTS if path.is_dir() else path
     if not file.is_file(): raise FileNotFoundError(f"no model weights at {str(file)!r}: give a .safetensors file or a folder with {_WEIGHTS}")
-    with safe_open(str(file), framework="pt") as f: meta = f.metadata() or {}
+    meta, sd = _read_weights(file)
     if "config" not in meta or "teacher_dim" not in meta:
-        raise ValueError(f"{str(file)!r} has no 'config' and 'teacher_dim' metadata (found {sorted(meta)}); "
-                         "it was not written by CellNet3D.save or the cellnet3d trainer")
-    model = cls(CellNetConfig.from_json(meta["config"]), int(meta["teacher_dim"]))
-    model.load_state_dict(load_file(str(file), device=str(device)))
+        raise WeightsError(f"{str(file)!r} has no 'config' and 'teacher_dim' metadata (found {sorted(meta)}); "
+                           "it was not written by CellNet3D.save or the cellnet3d trainer")
+    try: cfg = CellNetConfig.from_json(meta["config"])
+    except ConfigError as e: raise WeightsError(f"the config in the metadata of {str(file)!r} is not valid: {e}") from None
+    if not meta["teacher_dim"].isdigit() or int(meta["teacher_dim"]) < 1:
+        raise WeightsError(f"the teacher_dim in the metadata of {str(file)!r} is {meta['teacher_dim']!r}; expected a positive integer")
+    if config_file is not None:
+        diff = model_differences(CellNetConfig.load(config_file), cfg)
+        if diff:
+            k, want, got = diff[0]
+            raise WeightsError(f"{str(file)!r} was saved with {k} = {got!r}, but {str(config_file)!r} says {k} = {want!r}"
+                               f"{f' (and {len(diff) - 1} more field(s) differ)' if len(diff) > 1 else ''}; the two files come from "
+                               "different runs: put back the run's own files")
+    model = cls(cfg, int(meta["teacher_dim"]))
+    try: model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise WeightsError(f"the tensors in {str(file)!r} do not fit the config in its own metadata ({' '.join(str(e).split())[:240]}); "
+                           "the file was altered: use the file the run wrote, or train again") from None
     return model.to(device).eval()
 CellNet3D.load = classmethod(_load)
+
 
 # %% ../nbs/04_model.ipynb #0e2c09b8
 @patch

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_teacher.ipynb #9a99d4da
 from __future__ import annotations
-import hashlib, json, os, socket, threading, warnings
+import hashlib, json, os, pickle, socket, threading, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -95,7 +95,7 @@ def _quiet_transformers():
         if bar: tlog.enable_progress_bar()
 
 def _offline_hint(name:str) -> str:
-    return (f"use teacher='bundled' (all-MiniLM-L6-v2, 384-d, ships with cellnet3d and needs no network), or the path "
+    return (f"use the teacher 'bundled' (--teacher bundled; all-MiniLM-L6-v2, 384-d, ships with cellnet3d and needs no network), or the path "
             f"of a local model folder (save_pretrained output with config.json); or download {name!r} once where the hub is reachable")
 
 def _load_pretrained(source, local_only:bool, device):
@@ -103,7 +103,10 @@ def _load_pretrained(source, local_only:bool, device):
     from sentence_transformers import SentenceTransformer
     with _quiet_transformers(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return SentenceTransformer(str(source), device=str(device), local_files_only=local_only)
+        try: return SentenceTransformer(str(source), device=str(device), local_files_only=local_only)
+        except pickle.UnpicklingError:
+            raise TeacherError(f"teacher {str(source)!r} holds its weights as a pickle (.bin), which is never loaded (loading it could run code); "
+                               "give a folder with model.safetensors (save_pretrained(..., safe_serialization=True))") from None
 
 # %% ../nbs/05a_teacher.ipynb #2c6cef39
 def _resolve_teacher(name_or_path:str, local_files_only:bool|None=None, device="cpu"):
@@ -163,7 +166,7 @@ class TeacherEncoder:
             if pool.pooling_mode != pooling: self.model._modules[key] = pool = Pooling(pool.embedding_dimension, pooling_mode=pooling).to(self.device)
         self.pooling = pool.pooling_mode if pool is not None else "model"
         self.model.float().eval()
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int((getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension)())
         self.max_length = min(max_length, int(self.model.max_seq_length or max_length))
         self.model.max_seq_length = self.max_length
 

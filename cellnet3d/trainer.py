@@ -4,7 +4,8 @@
 
 # %% ../nbs/07_trainer.ipynb #6934377d
 from __future__ import annotations
-import hashlib, json, math, os, time
+import hashlib, json, math, os, pickle, shlex, signal, sys, threading, time
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 from torch import Tensor
@@ -15,10 +16,12 @@ from .model import CellNet3D
 from .linear import start_model
 
 # %% auto #0
-__all__ = ['SPLITS', 'LOGGERS', 'RESUME_MAY_CHANGE', 'atomic_write', 'write_json', 'resolve_device', 'make_optimizer',
-           'lr_factor', 'make_scheduler', 'as_splits', 'data_fingerprint', 'batch_losses', 'evaluate_losses', 'Trainer',
-           'epoch_batches', 'read_metrics', 'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger',
-           'check_loggers', 'train']
+__all__ = ['LOCK_NAME', 'RUN_FILES', 'SPLITS', 'LOGGERS', 'RESUME_MAY_CHANGE', 'atomic_write', 'write_json', 'RunError',
+           'RunLockedError', 'RunLock', 'run_state', 'clean_orphans', 'resolve_device', 'make_optimizer', 'lr_factor',
+           'make_scheduler', 'as_splits', 'data_fingerprint', 'batch_losses', 'evaluate_losses', 'Trainer',
+           'epoch_batches', 'read_metrics', 'TrainingDiverged', 'read_state', 'TrainingInterrupted', 'stop_on_signals',
+           'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger', 'check_loggers', 'resume_config',
+           'absolute_paths', 'train']
 
 # %% ../nbs/07_trainer.ipynb #7d8b431c
 def atomic_write(path, write) -> Path:
@@ -34,6 +37,55 @@ def atomic_write(path, write) -> Path:
 def write_json(path, obj) -> Path:
     "Write `obj` as indented JSON to `path`, atomically."
     return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
+
+# %% ../nbs/07_trainer.ipynb #619d84d5
+try: import fcntl
+except ImportError: fcntl = None                  # Windows: msvcrt below
+
+class RunError(ValueError):
+    "A run folder that cannot be used as asked; the message names the folder and the command that works."
+
+class RunLockedError(RunError):
+    "Another process is writing into the run folder."
+
+LOCK_NAME = ".lock"
+
+class RunLock:
+    "An exclusive lock on `run_dir` (an OS lock on run_dir/.lock, released when the process ends, even by SIGKILL)."
+    def __init__(self, run_dir): self.run_dir, self.fd = Path(run_dir), None
+    def acquire(self) -> RunLock:
+        fd = os.open(self.run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else: import msvcrt; msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"; os.close(fd)
+            raise RunLockedError(f"run folder {str(self.run_dir)!r} is in use by another training process (pid {holder}); "
+                                 "wait for it to end, or train into another --out folder") from None
+        os.ftruncate(fd, 0); os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+    def release(self):
+        if self.fd is not None: os.close(self.fd); self.fd = None     # closing the descriptor drops the lock
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+
+
+# %% ../nbs/07_trainer.ipynb #1230f9e1
+RUN_FILES = ("metrics.jsonl", "model.safetensors", "last.safetensors", "trainer_state.pt", "curves.png", "results.json")
+
+def run_state(run_dir) -> str:
+    "'checkpoint' (a resumable run), 'started' (a config but no checkpoint yet) or 'empty' (no run, or no folder)."
+    run_dir = Path(run_dir)
+    if (run_dir / "trainer_state.pt").is_file(): return "checkpoint"
+    return "started" if (run_dir / "config.json").is_file() else "empty"
+
+def clean_orphans(run_dir) -> list:
+    "Remove the temporary files (`.NAME.tmpPID.SUFFIX`) of writes cut short by a kill; return their names."
+    gone = sorted(p.name for p in Path(run_dir).glob(".*.tmp*") if p.is_file())
+    for name in gone: (Path(run_dir) / name).unlink(missing_ok=True)
+    return gone
+
 
 # %% ../nbs/07_trainer.ipynb #ba6667a6
 def resolve_device(device="auto") -> torch.device:
@@ -129,13 +181,23 @@ def evaluate_losses(model:CellNet3D, x:Tensor, y:Tensor, cfg:CellNetConfig) -> d
     return out
 
 # %% ../nbs/07_trainer.ipynb #de56d12a
+def _fresh_sums(device) -> dict:
+    "The running sums of one epoch: loss terms and total [7] over the epoch and over the log window, sample counts, seconds."
+    return dict(terms=torch.zeros(len(LOSS_TERMS) + 1, device=device), window=torch.zeros(len(LOSS_TERMS) + 1, device=device),
+                n=0, n_window=0, seconds=0.0)
+
 class Trainer:
-    "One training run of `cfg` on `splits` into the folder `run_dir`."
-    def __init__(self, cfg:CellNetConfig, splits:dict, run_dir, device="auto", progress=True, loggers=()):
+    "One training run of `cfg` on `splits` into `run_dir`; a checkpoint every `checkpoint_every` steps (None: every `checkpoint_seconds`)."
+    def __init__(self, cfg:CellNetConfig, splits:dict, run_dir, device="auto", progress=True,
+                 checkpoint_every:int|None=None, checkpoint_seconds:float=300.0, loggers=()):
+        if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1):
+            raise ValueError(f"checkpoint_every ({checkpoint_every!r}) must be a positive number of optimizer steps, or None (every {checkpoint_seconds:g} s)")
         self.cfg, self.splits, self.run_dir, self.progress = cfg, splits, Path(run_dir), progress
+        self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
         self.loggers = list(loggers)                                     # more sinks of every record (e.g. TensorBoardLogger)
         self.device = resolve_device(device)
         self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in splits.items()}   # small: moved once
+        self.fingerprint = data_fingerprint(splits)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         model, self.start_info = start_model(cfg, splits["train"], splits["val"])   # seeded; warm-started when init = "linear"
         self.model = model.to(self.device)
@@ -143,8 +205,10 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(splits["train"][0]) / cfg.train.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
         self.sched = make_scheduler(self.opt, cfg.train.warmup_steps, self.total_steps)
-        self.epoch, self.step, self.elapsed = 0, 0, 0.0
+        self.epoch, self.step, self.elapsed, self.sums = 0, 0, 0.0, _fresh_sums(self.device)
         self.best_val, self.best_epoch, self.bad_epochs, self.finished, self.stopped_early = math.inf, -1, 0, False, False
+        self.saved_step, self.last_saved, self.stop_signal = None, time.perf_counter(), None
+
 
 # %% ../nbs/07_trainer.ipynb #14a54c31
 def epoch_batches(n:int, batch_size:int, seed:int, epoch:int) -> list:
@@ -170,42 +234,78 @@ def read_metrics(run_dir) -> list:
             if i < len(lines) - 1: raise ValueError(f"{p}: line {i + 1} is not valid JSON; only the last line may be cut short") from None
     return out
 
+# %% ../nbs/07_trainer.ipynb #7160de4d
+class TrainingDiverged(RunError):
+    "A non-finite loss or gradient: the run stopped before the step that would have written it into the weights."
+
+@patch
+def train_step(self:Trainer, xb:Tensor, yb:Tensor) -> Tensor:
+    "One optimizer step on a batch; the loss terms and total [7] times the batch size. Non-finite values raise `TrainingDiverged` first."
+    l = batch_losses(self.model, xb, yb, self.cfg)
+    self.opt.zero_grad(set_to_none=True)
+    l["total"].backward()
+    norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)   # before clipping
+    self.last_grad_norm = norm.detach()
+    terms = torch.stack([l[k].detach() for k in (*LOSS_TERMS, "total")])              # [7]
+    if not bool(terms.isfinite().all() & norm.isfinite()): self.diverged(terms, norm)
+    self.opt.step(); self.sched.step(); self.step += 1
+    return terms * len(xb)
+
+@patch
+def diverged(self:Trainer, terms:Tensor, norm:Tensor):
+    "Raise `TrainingDiverged`: the step, the first non-finite loss term (or the gradient), the learning rate, what is on disk."
+    vals = dict(zip((*LOSS_TERMS, "total"), terms.tolist()))
+    bad = next((k for k, v in vals.items() if not math.isfinite(v)), None)
+    what = f"loss term {bad!r} is {vals[bad]}" if bad else f"the gradient norm is {float(norm)}"
+    kept = (f"the last checkpoint (step {self.saved_step}) in {str(self.run_dir)!r} is unchanged and finite" if self.saved_step is not None
+            else f"no checkpoint had been written, so {str(self.run_dir)!r} can be used again for a new run")
+    raise TrainingDiverged(f"training diverged at step {self.step + 1} (epoch {self.epoch + 1}): {what} at learning rate "
+                           f"{self.sched.get_last_lr()[0]:.3g} (configured lr {self.cfg.train.lr:g}); no weights were written at this step, "
+                           f"{kept}; train again with a smaller --lr (or grad_clip)")
+
+
 # %% ../nbs/07_trainer.ipynb #6fc781f3
 @patch
+def checkpoint_due(self:Trainer) -> bool:
+    "True when a checkpoint is due inside an epoch: every `checkpoint_every` steps, or `checkpoint_seconds` after the last one."
+    if self.checkpoint_every is not None: return self.step % self.checkpoint_every == 0
+    return time.perf_counter() - self.last_saved >= self.checkpoint_seconds
+
+@patch
 def train_epoch(self:Trainer) -> dict:
-    "Run one epoch of optimizer steps; return the mean of each loss term."
+    "Run the rest of the current epoch (a resume may start inside it); return the mean of each loss term."
     from tqdm.auto import tqdm
-    cfg, t = self.cfg, self.cfg.train
+    cfg, t, sums = self.cfg, self.cfg.train, self.sums
     x, y = self.data["train"]
     cell_steps = cfg.lattice.n_cells * cfg.model.steps
     self.model.train()
-    batches = epoch_batches(len(x), t.batch_size, t.seed, self.epoch)
-    sums, window, n_epoch, n_window = None, None, 0, 0
-    start = time.perf_counter()
-    bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{t.epochs}", disable=not self.progress, leave=False, unit="batch")
-    for idx in bar:
+    done = self.step - self.epoch * self.steps_per_epoch                    # batches of this epoch trained before a resume
+    batches = epoch_batches(len(x), t.batch_size, t.seed, self.epoch)[done:]
+    start = since = time.perf_counter(); n_here = 0
+    bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{t.epochs}", disable=not self.progress, leave=False, unit="batch",
+               initial=done, total=self.steps_per_epoch)
+    for i, idx in enumerate(bar, done + 1):
         idx = idx.to(self.device)
-        xb, yb = x[idx], y[idx]
-        l = batch_losses(self.model, xb, yb, cfg)
-        self.opt.zero_grad(set_to_none=True)
-        l["total"].backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)   # before clipping
-        self.opt.step(); self.sched.step(); self.step += 1
-        terms = torch.stack([l[k].detach() for k in (*LOSS_TERMS, "total")]) * len(idx)  # [7]
-        sums = terms if sums is None else sums + terms
-        window = terms if window is None else window + terms
-        n_epoch += len(idx); n_window += len(idx)
+        terms = self.train_step(x[idx], y[idx])
+        sums["terms"] += terms; sums["window"] += terms
+        sums["n"] += len(idx); sums["n_window"] += len(idx); n_here += len(idx)
         if self.step % t.log_every == 0:
-            rate = n_epoch / (time.perf_counter() - start)
-            means = dict(zip((*LOSS_TERMS, "total"), (window / n_window).tolist()))
+            rate = n_here / (time.perf_counter() - start)
+            means = dict(zip((*LOSS_TERMS, "total"), (sums["window"] / sums["n_window"]).tolist()))
             self.log(dict(kind="step", epoch=self.epoch + 1, step=self.step, lr=self.sched.get_last_lr()[0], **means,
-                          samples_per_s=rate, cell_steps_per_s=rate * cell_steps, grad_norm=float(grad_norm)))
+                          samples_per_s=rate, cell_steps_per_s=rate * cell_steps, grad_norm=float(self.last_grad_norm)))
             bar.set_postfix(loss=f"{means['total']:.4f}", samples_s=f"{rate:.0f}", cell_steps_s=f"{rate * cell_steps:.3g}")
-            window, n_window = None, 0
-    seconds = time.perf_counter() - start
-    out = dict(zip((*LOSS_TERMS, "total"), (sums / n_epoch).tolist()))
-    out.update(seconds=seconds, samples_per_s=n_epoch / seconds, cell_steps_per_s=n_epoch * cell_steps / seconds)
+            sums["window"].zero_(); sums["n_window"] = 0
+        if i < self.steps_per_epoch and (self.stop_signal is not None or self.checkpoint_due()):   # the epoch's end checkpoints anyway
+            sums["seconds"] += time.perf_counter() - since
+            self.save_state(); since = time.perf_counter()
+            if self.stop_signal is not None: bar.close(); raise self.interrupted()
+    seconds = sums["seconds"] + time.perf_counter() - since
+    out = dict(zip((*LOSS_TERMS, "total"), (sums["terms"] / sums["n"]).tolist()))
+    out.update(seconds=seconds, samples_per_s=sums["n"] / seconds, cell_steps_per_s=sums["n"] * cell_steps / seconds)
+    self.sums = _fresh_sums(self.device)
     return out
+
 
 # %% ../nbs/07_trainer.ipynb #89323c0d
 @patch
@@ -216,43 +316,106 @@ def save_weights(self:Trainer, name:str) -> Path:
 # %% ../nbs/07_trainer.ipynb #ea2ad1e0
 @patch
 def state_dict(self:Trainer) -> dict:
-    "Everything a resume needs, as tensors and plain values (no pickled objects)."
+    "Everything a resume needs, as tensors and plain values (no pickled objects); also inside an epoch."
     cuda = self.device.type == "cuda"
     metrics = self.run_dir / "metrics.jsonl"
-    return dict(format=1, epoch=self.epoch, step=self.step, elapsed_s=self.elapsed,
+    return dict(format=2, epoch=self.epoch, step=self.step, elapsed_s=self.elapsed,
                 model={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
                 rng_cpu=torch.get_rng_state(), rng_cuda=torch.cuda.get_rng_state_all() if cuda else [],
                 best_val=self.best_val, best_epoch=self.best_epoch, bad_epochs=self.bad_epochs,
                 finished=self.finished, stopped_early=self.stopped_early,
+                epoch_sums={k: v.detach().cpu() if isinstance(v, Tensor) else v for k, v in self.sums.items()},
                 metrics_bytes=metrics.stat().st_size if metrics.exists() else 0,
-                data_fingerprint=data_fingerprint(self.splits))
+                data_fingerprint=self.fingerprint)
 
 @patch
 def save_state(self:Trainer) -> Path:
     "Write trainer_state.pt atomically."
     state = self.state_dict()
-    return atomic_write(self.run_dir / "trainer_state.pt", lambda p: torch.save(state, p))
+    path = atomic_write(self.run_dir / "trainer_state.pt", lambda p: torch.save(state, p))
+    self.saved_step, self.last_saved = self.step, time.perf_counter()
+    return path
+
+
+# %% ../nbs/07_trainer.ipynb #b953e66e
+_STATE_KEYS = ("epoch", "step", "elapsed_s", "model", "optimizer", "scheduler", "rng_cpu", "rng_cuda", "best_val", "best_epoch",
+               "bad_epochs", "finished", "stopped_early", "metrics_bytes", "data_fingerprint")
+
+def _one_line(e:BaseException, limit:int=300) -> str:
+    "An exception as one line: its type and its message with the whitespace folded."
+    msg = " ".join(str(e).split())
+    return f"{type(e).__name__}: {msg[:limit]}{'…' if len(msg) > limit else ''}"
+
+def read_state(path) -> dict:
+    "A trainer_state.pt read with `weights_only=True`; anything else is refused with the file's name and what to do."
+    path = Path(path)
+    hint = f"delete it to start the run in {str(path.parent)!r} again from step 0, or train into a new --out folder"
+    try: st = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise RunError(f"{str(path)!r} holds pickled Python objects, which are never loaded (loading them could run code); "
+                       f"it was not written by cellnet3d: {hint}") from None
+    except Exception as e: raise RunError(f"{str(path)!r} is not a readable trainer state ({_one_line(e)}); {hint}") from None
+    missing = [k for k in _STATE_KEYS if not isinstance(st, dict) or k not in st]
+    if missing: raise RunError(f"{str(path)!r} is not a cellnet3d trainer state (missing {missing[:4]}{'…' if len(missing) > 4 else ''}); {hint}")
+    return st
+
 
 # %% ../nbs/07_trainer.ipynb #cbe7f126
 @patch
 def load_state(self:Trainer):
-    "Restore model, optimizer, scheduler, counters and RNG states from run_dir/trainer_state.pt."
+    "Restore model, optimizer, scheduler, counters, RNG states and the epoch's running sums from run_dir/trainer_state.pt."
     p = self.run_dir / "trainer_state.pt"
-    if not p.is_file(): raise FileNotFoundError(f"cannot resume: {str(p)!r} does not exist (was the run folder right, and did it finish an epoch?)")
-    st = torch.load(p, map_location="cpu", weights_only=True)
-    if st["data_fingerprint"] != data_fingerprint(self.splits):
-        raise ValueError(f"cannot resume {str(self.run_dir)!r}: the data differ from the run's (fingerprint "
-                         f"{data_fingerprint(self.splits)} != {st['data_fingerprint']}); pass the same data and config")
-    self.model.load_state_dict(st["model"])
-    self.opt.load_state_dict(st["optimizer"]); self.sched.load_state_dict(st["scheduler"])
+    if not p.is_file(): raise RunError(f"cannot resume {str(self.run_dir)!r}: it holds no trainer_state.pt (no checkpoint was written)")
+    st = read_state(p)
+    if st["data_fingerprint"] != self.fingerprint:
+        raise RunError(f"cannot resume {str(self.run_dir)!r}: the data differ from the run's (fingerprint "
+                       f"{self.fingerprint} != {st['data_fingerprint']}); pass the same data and config")
+    try:
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"]); self.sched.load_state_dict(st["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise RunError(f"{str(p)!r} does not fit the run's config.json ({_one_line(e, 200)}); was one of the two files replaced? "
+                       f"train into a new --out folder") from None
     torch.set_rng_state(st["rng_cpu"])
     if st["rng_cuda"] and self.device.type == "cuda": torch.cuda.set_rng_state_all(st["rng_cuda"])
     for k in ("epoch", "step", "best_val", "best_epoch", "bad_epochs", "finished", "stopped_early"): setattr(self, k, st[k])
-    self.elapsed = st["elapsed_s"]
+    self.elapsed, self.saved_step = st["elapsed_s"], st["step"]
+    self.sums = _fresh_sums(self.device)
+    for k, v in st.get("epoch_sums", {}).items(): self.sums[k] = v.to(self.device) if isinstance(v, Tensor) else v
     metrics = self.run_dir / "metrics.jsonl"
     if metrics.exists():
         with open(metrics, "r+") as f: f.truncate(st["metrics_bytes"])
+
+
+# %% ../nbs/07_trainer.ipynb #3079ac1a
+class TrainingInterrupted(KeyboardInterrupt):
+    "SIGINT or SIGTERM during training: the step in progress finished and a checkpoint was written."
+    def __init__(self, message:str, signum:int): super().__init__(message); self.signum = signum
+
+@patch
+def interrupted(self:Trainer) -> TrainingInterrupted:
+    "The `TrainingInterrupted` for the signal received: where the run stopped, what was saved, the command that continues it."
+    done = self.step - self.epoch * self.steps_per_epoch
+    where = (f"at step {self.step}, batch {done} of {self.steps_per_epoch} in epoch {self.epoch + 1}" if done
+             else f"at step {self.step}, after epoch {self.epoch}")
+    return TrainingInterrupted(f"{signal.Signals(self.stop_signal).name}: stopped {where} of {self.cfg.train.epochs}; saved "
+                               f"model, optimizer and position to {str(self.run_dir / 'trainer_state.pt')!r}; continue with: "
+                               f"cellnet3d train --resume {shlex.quote(str(self.run_dir.absolute()))}", self.stop_signal)
+
+@contextmanager
+def stop_on_signals(trainer:Trainer):
+    "While inside: SIGINT/SIGTERM set `trainer.stop_signal` (finish the step, checkpoint, stop); a second SIGINT stops at once."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def ask(signum, frame):
+        if trainer.stop_signal is not None and signum == signal.SIGINT: raise KeyboardInterrupt
+        trainer.stop_signal = signum
+        print(f"\n{signal.Signals(signum).name}: finishing this step, then writing a checkpoint (Ctrl-C again stops at once)", file=sys.stderr, flush=True)
+    old = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
 
 # %% ../nbs/07_trainer.ipynb #ce65aaf8
 def plot_curves(records:list):
@@ -306,6 +469,10 @@ def end_epoch(self:Trainer, train_means:dict):
     from tqdm.auto import tqdm
     t = self.cfg.train
     val = self.validate()
+    if not math.isfinite(val["total"]):
+        raise TrainingDiverged(f"the validation loss after epoch {self.epoch + 1} (step {self.step}) is {val['total']}; nothing of this epoch "
+                               f"was written, the last checkpoint (step {self.saved_step}) in {str(self.run_dir)!r} is unchanged; "
+                               "train again with a smaller --lr (or grad_clip)")
     self.epoch += 1
     self.elapsed += train_means["seconds"]
     better = self.update_best(val["total"])
@@ -322,6 +489,7 @@ def end_epoch(self:Trainer, train_means:dict):
                    f"val cos {val['cos']:.4f}{'  (best)' if better else ''}  {train_means['seconds']:.1f} s  "
                    f"{train_means['samples_per_s']:.0f} samples/s  {train_means['cell_steps_per_s']:.3g} cell-steps/s")
         if self.stopped_early: tqdm.write(f"early stop: no better validation loss for {t.patience} epochs (best epoch {self.best_epoch})")
+
 
 # %% ../nbs/07_trainer.ipynb #32c0eb3f
 @patch
@@ -346,9 +514,11 @@ def fit(self:Trainer, stop_after_epoch:int|None=None) -> Path:
     if self.step == 0 and not self.finished: self.log_gradient_shares()     # the shares at the start
     while not self.finished:
         self.end_epoch(self.train_epoch()); trained = True
+        if self.stop_signal is not None and not self.finished: raise self.interrupted()
         if stop_after_epoch is not None and self.epoch >= stop_after_epoch and not self.finished: return self.run_dir
     if trained or not (self.run_dir / "results.json").exists(): self.finish()
     return self.run_dir
+
 
 # %% ../nbs/07_trainer.ipynb #17b361f4
 class LoggerError(ValueError):
@@ -404,40 +574,83 @@ def _flat(cfg:CellNetConfig) -> dict:
     "The config as one flat dict of field -> value."
     return {k: v for part in cfg.to_dict().values() for k, v in part.items()}
 
+def _holds_run_error(run:Path) -> RunError:
+    return RunError(f"run folder {str(run)!r} already holds a run (it has a checkpoint); continue it with `cellnet3d train --resume {run}` "
+                    "(train(resume=...) in Python), or train into another --out folder")
+
 def _new_run_dir(out) -> Path:
-    "A fresh run folder: `out`, or runs/<date-time>; refuse one that already holds a run."
-    if out is None:
-        out = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-        while out.exists(): out = out.with_name(out.name + "+")
+    "The folder a new run will use: `out`, or runs/<date-time>; refuse a file, or a folder that holds a resumable run."
+    if out is None: return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     out = Path(out)
-    if (out / "trainer_state.pt").exists() or (out / "config.json").exists():
-        raise FileExistsError(f"run folder {str(out)!r} already holds a run; pass resume={str(out)!r} to continue it, or choose another out")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir(): raise RunError(f"--out {str(out)!r} is a file, not a folder; give a new or empty folder")
+    if run_state(out) == "checkpoint":
+        with RunLock(out): raise _holds_run_error(out)          # unless a writer holds it: then that is the message
     return out
 
+def resume_config(run, cfg:CellNetConfig|None=None) -> CellNetConfig:
+    "The config of the run in folder `run`, with what `cfg` may change in it (`RESUME_MAY_CHANGE`)."
+    run = Path(run)
+    if not run.is_dir(): raise RunError(f"cannot resume {str(run)!r}: the folder does not exist; give a run folder written by `cellnet3d train`")
+    if not (run / "config.json").is_file():
+        raise RunError(f"cannot resume {str(run)!r}: it holds no config.json, so no run was started there; start one with `cellnet3d train --out {run}`")
+    saved = CellNetConfig.load(run / "config.json")
+    if cfg is None: return saved
+    changed = sorted(k for k, v in _flat(cfg).items() if _flat(saved)[k] != v and k not in RESUME_MAY_CHANGE)
+    if changed: raise ConfigError(f"a resumed run keeps its config; {changed} differ from {str(run / 'config.json')!r} "
+                                  f"(only {list(RESUME_MAY_CHANGE)} may change)")
+    return cfg
+
+def absolute_paths(cfg:CellNetConfig) -> CellNetConfig:
+    "`cfg` with its data file and a teacher given as a folder made absolute, so a run reads the same files from any directory."
+    from cellnet3d.teacher import _looks_like_path
+    t, over = cfg.train, {}
+    if t.data: over["data"] = str(Path(t.data).expanduser().absolute())
+    if _looks_like_path(t.teacher): over["teacher"] = str(Path(t.teacher).expanduser().absolute())
+    return cfg.replace(**over) if any(getattr(t, k) != v for k, v in over.items()) else cfg
+
+
 # %% ../nbs/07_trainer.ipynb #176b6988
+def _check_epochs(tr:Trainer):
+    "After a resume: refuse `epochs` below what the run has trained; finish a run that reached them."
+    partial = tr.step > tr.epoch * tr.steps_per_epoch
+    need, asked = tr.epoch + int(partial), tr.cfg.train.epochs
+    if asked < need:
+        raise RunError(f"{str(tr.run_dir)!r} has already trained {tr.epoch} epoch(s){f' and part of epoch {tr.epoch + 1}' if partial else ''}; "
+                       f"--epochs {asked} must be at least {need} (more epochs train further; `cellnet3d eval {tr.run_dir}` scores the run as it is)")
+    if tr.epoch >= asked: tr.finished = True                       # nothing left to train: only the results, if missing
+    elif not tr.stopped_early: tr.finished = False                 # more epochs asked for
+
 def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resume=None, progress=True,
-          stop_after_epoch:int|None=None, loggers=()) -> Path:
+          stop_after_epoch:int|None=None, checkpoint_every:int|None=None, checkpoint_seconds:float=300.0,
+          loggers=()) -> Path:
     "Train a CellNet3D on `data` (default: the config's corpus and teacher) into a run folder; return its path. `loggers`: names in `LOGGERS`."
     loggers = check_loggers(loggers)
-    if resume is not None:
-        run = Path(resume)
-        if not (run / "config.json").is_file(): raise FileNotFoundError(f"cannot resume {str(run)!r}: it holds no config.json")
-        saved = CellNetConfig.load(run / "config.json")
-        if cfg is not None:
-            changed = sorted(k for k, v in _flat(cfg).items() if _flat(saved)[k] != v and k not in RESUME_MAY_CHANGE)
-            if changed: raise ConfigError(f"a resumed run keeps its config; {changed} differ from {str(run / 'config.json')!r} "
-                                          f"(only {list(RESUME_MAY_CHANGE)} may change)")
-        cfg = cfg or saved
-    else:
-        cfg = cfg or CellNetConfig.preset("default")
-        run = _new_run_dir(out)
-    tr = Trainer(cfg, as_splits(data, cfg, progress=progress), run, device=device, progress=progress,
-                 loggers=[LOGGERS[n](run) for n in loggers])
-    if resume is not None:
-        tr.load_state()
-        if tr.finished and not tr.stopped_early and tr.epoch < cfg.train.epochs: tr.finished = False   # more epochs asked for
-    write_json(run / "config.json", cfg.to_dict())
-    try: return tr.fit(stop_after_epoch)
-    finally:
-        for lg in tr.loggers: lg.close()
+    device = resolve_device(device)
+    if resume is not None: run, cfg = Path(resume), resume_config(resume, cfg)
+    else: run, cfg = _new_run_dir(out), cfg or CellNetConfig.preset("default")
+    if resume is not None and data is None and cfg.train.data and not Path(cfg.train.data).is_file():
+        raise RunError(f"the run's data file {cfg.train.data!r} (from {str(run / 'config.json')!r}) does not exist; put it back, or "
+                       "resume with the same data passed explicitly")
+    splits = as_splits(data, cfg, progress=progress)                  # data and teacher checked before any folder is made
+    cfg = absolute_paths(cfg)                                         # stored absolute; messages above showed them as given
+    if out is None and resume is None:
+        while run.exists(): run = run.with_name(run.name + "+")
+    run.mkdir(parents=True, exist_ok=True)
+    with RunLock(run):
+        state = run_state(run)                                        # again, under the lock: another writer may have been first
+        if resume is None and state == "checkpoint": raise _holds_run_error(run)
+        if state != "checkpoint":
+            for name in RUN_FILES: (run / name).unlink(missing_ok=True)   # a run that never checkpointed starts again in place
+        tr = Trainer(cfg, splits, run, device=device, progress=progress, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
+                     loggers=[LOGGERS[n](run) for n in loggers])
+        if state == "checkpoint": tr.load_state(); _check_epochs(tr)
+        clean_orphans(run)                                            # only now: a refused resume leaves the folder as it was
+        write_json(run / "config.json", cfg.to_dict())
+        try:
+            with stop_on_signals(tr): return tr.fit(stop_after_epoch)
+        except OSError as e:
+            kept = f"the last checkpoint (step {tr.saved_step}) is intact" if tr.saved_step is not None else "no checkpoint had been written"
+            raise RunError(f"could not write the run in {str(run)!r}: {_one_line(e)}; {kept}; free the space (or fix the folder) and "
+                           f"continue with `cellnet3d train --resume {run}`") from e
+        finally:
+            for lg in tr.loggers: lg.close()
