@@ -20,7 +20,7 @@ __all__ = ['LOCK_NAME', 'RUN_FILES', 'SPLITS', 'RESUME_MAY_CHANGE', 'atomic_writ
            'RunLock', 'run_state', 'clean_orphans', 'resolve_device', 'make_optimizer', 'lr_factor', 'make_scheduler',
            'as_splits', 'data_fingerprint', 'batch_losses', 'evaluate_losses', 'Trainer', 'epoch_batches',
            'read_metrics', 'TrainingDiverged', 'read_state', 'TrainingInterrupted', 'stop_on_signals', 'plot_curves',
-           'save_curves', 'resume_config', 'absolute_paths', 'train']
+           'save_curves', 'resume_config', 'check_run_data', 'absolute_paths', 'train']
 
 # %% ../nbs/07_trainer.ipynb #7d8b431c
 def atomic_write(path, write) -> Path:
@@ -549,6 +549,14 @@ def resume_config(run, cfg:CellNetConfig|None=None) -> CellNetConfig:
                                   f"(only {list(RESUME_MAY_CHANGE)} may change)")
     return cfg
 
+def check_run_data(cfg:CellNetConfig, run):
+    "Refuse a run whose config names a data file that is not there, saying the path came from the run's config.json."
+    d = cfg.train.data
+    if d and not Path(d).expanduser().is_file():
+        rel = "" if Path(d).is_absolute() else f", relative to the current directory {str(Path.cwd())!r}"
+        raise RunError(f"the run's data file {d!r} (from {str(Path(run) / 'config.json')!r}) does not exist{rel}; put it back, "
+                       "or pass the same data explicitly")
+
 def absolute_paths(cfg:CellNetConfig) -> CellNetConfig:
     "`cfg` with its data file and a teacher given as a folder made absolute, so a run reads the same files from any directory."
     from cellnet3d.data import _looks_like_path
@@ -575,9 +583,7 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
     device = resolve_device(device)
     if resume is not None: run, cfg = Path(resume), resume_config(resume, cfg)
     else: run, cfg = _new_run_dir(out), cfg or CellNetConfig.preset("default")
-    if resume is not None and data is None and cfg.train.data and not Path(cfg.train.data).is_file():
-        raise RunError(f"the run's data file {cfg.train.data!r} (from {str(run / 'config.json')!r}) does not exist; put it back, or "
-                       "resume with the same data passed explicitly")
+    if resume is not None and data is None: check_run_data(cfg, run)
     splits = as_splits(data, cfg, progress=progress)                  # data and teacher checked before any folder is made
     cfg = absolute_paths(cfg)                                         # stored absolute; messages above showed them as given
     if out is None and resume is None:

@@ -146,6 +146,9 @@ CASES = [
     ("resume: --preset", ["train", "--resume", "{run}", "--preset", "tiny"], "orphan", 2, "--resume continues a run with its own config", "unchanged"),
     ("resume: relative data in an old config", ["train", "--resume", "{run}"], "relative data", 2,
      "the run's data file 'emb.safetensors' (from '{run}/config.json') does not exist", "unchanged"),
+    ("eval: relative data in an old config", ["eval", "{run}", "--device", "cpu"], "relative data", 2,
+     "the run's data file 'emb.safetensors' (from '{run}/config.json') does not exist, relative to the current directory", "unchanged"),
+    ("ask: relative data in an old config", ["ask", "{run}", "hi"], "relative data", 2, "the run's data file 'emb.safetensors' (from", "unchanged"),
     # damaged files: eval, ask, resume
     ("eval: weights cut short", ["eval", "{run}", "--device", "cpu"], "cut weights", 2, "model.safetensors' is not a readable safetensors file", "unchanged"),
     ("ask: weights cut short", ["ask", "{run}", "hello"], "cut weights", 2, "model.safetensors' is not a readable safetensors file", "unchanged"),
