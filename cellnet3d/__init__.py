@@ -8,6 +8,7 @@ from .model import *
 from .linear import *
 from .losses import *
 from .trainer import *
+from .teacher import *
 from .data import *
 from .evaluate import *
 from .decoder import *

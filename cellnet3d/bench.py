@@ -9,13 +9,13 @@ from pathlib import Path
 import torch, torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from .config import CellNetConfig
-from .lattice import neighbor_offsets
+from .lattice import neighbor_offsets, TierAggregator
 from .moe import CellStep, soft_norm
 from .model import CellNet3D
 
 # %% auto #0
-__all__ = ['DEFAULT_SIZES', 'matmul_rate', 'cell_steps', 'flops_per_cell_step', 'measure_one', 'measure', 'default_batch',
-           'parse_sizes', 'reference_step', 'loop_speedup', 'run_bench', 'format_bench']
+__all__ = ['DEFAULT_SIZES', 'matmul_rate', 'cell_steps', 'flops_per_cell_step', 'aggregation_share', 'measure_one', 'measure',
+           'default_batch', 'parse_sizes', 'reference_step', 'loop_speedup', 'run_bench', 'format_bench']
 
 # %% ../nbs/10_bench.ipynb #4d99ae84
 def _sync(device):
@@ -61,11 +61,31 @@ def _peak_rss_mb() -> float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
+def aggregation_share(step, device="cpu") -> float:
+    "Fraction of one call of `step()` spent in tier aggregation: every mean and dipole, forward and adjoint, goes through `_aggregate` or `_aggregate_adjoint`."
+    spent, depth, orig = [0.0], [0], {n: getattr(TierAggregator, n) for n in ("_aggregate", "_aggregate_adjoint")}
+    def timed(fn):
+        def wrapper(*args, **kwargs):
+            depth[0] += 1
+            if depth[0] == 1: _sync(device); t0 = time.perf_counter()
+            try: return fn(*args, **kwargs)
+            finally:
+                if depth[0] == 1: _sync(device); spent[0] += time.perf_counter() - t0
+                depth[0] -= 1
+        return wrapper
+    for n, fn in orig.items(): setattr(TierAggregator, n, timed(fn))
+    try:
+        _sync(device); t0 = time.perf_counter(); step(); _sync(device); total = time.perf_counter() - t0
+    finally:
+        for n, fn in orig.items(): setattr(TierAggregator, n, fn)
+    return spent[0] / total
+
 def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False, checkpointing=False,
-                repeats:int=3, warmup:int=1, preset="default", teacher_dim:int=384) -> dict:
-    "Time one configuration in this process: median seconds per pass, cell-steps/s and peak memory."
+                repeats:int=3, warmup:int=1, preset="default", teacher_dim:int=384, perception:str=None) -> dict:
+    "Time one configuration in this process: median seconds per pass, cell-steps/s, peak memory and the aggregation's share."
     device = _resolve_device(device)
     cfg = CellNetConfig.preset(preset).replace(dims=(size,) * 3, gradient_checkpointing=checkpointing)
+    if perception: cfg = cfg.replace(perception=perception)
     torch.manual_seed(0)
     model = CellNet3D(cfg, teacher_dim).to(device)
     fwd = torch.compile(model) if compile else model
@@ -80,9 +100,10 @@ def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False,
             with torch.no_grad(): fwd(emb)
     sec = _median_time(step, device, warmup=warmup, repeats=repeats)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else _peak_rss_mb()
+    share = None if compile else aggregation_share(step, device)        # compiled graphs hide the aggregator's events
     return dict(size=size, batch=batch, device=device, backward=backward, compile=compile, checkpointing=checkpointing,
-                seconds=sec, cell_steps_per_s=cell_steps(cfg, batch) / sec, peak_mb=peak,
-                baseline_mb=None if device == "cuda" else rss0)
+                perception=cfg.model.perception, seconds=sec, cell_steps_per_s=cell_steps(cfg, batch) / sec, peak_mb=peak,
+                baseline_mb=None if device == "cuda" else rss0, aggregation_share=share)
 
 # %% ../nbs/10_bench.ipynb #5c35a5c3
 def measure(size:int, batch:int, **kwargs) -> dict:
@@ -163,19 +184,27 @@ def loop_speedup(cfg:CellNetConfig=None, batch:int=2, repeats:int=3) -> dict:
     return dict(dims=list(cfg.lattice.dims), batch=batch, loop_seconds=t_loop, fast_seconds=t_fast, speedup=t_loop / t_fast)
 
 # %% ../nbs/10_bench.ipynb #9f40b932
-def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:int=3, scale:bool=True, preset="default", progress=True) -> dict:
+def _rate_ratios(rows) -> dict:
+    "Forward+backward cell-steps/s of each size (no checkpointing) over the smallest size's: {size: ratio}."
+    fb = {r["size"]: r["cell_steps_per_s"] for r in rows if r["backward"] and not r["checkpointing"]}
+    return {s: v / fb[min(fb)] for s, v in fb.items()} if fb else {}
+
+def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:int=3, scale:bool=True, preset="default", progress=True,
+              perception:str=None) -> dict:
     "The whole benchmark: throughput rows per size, the scale rows, FLOPs, matmul rate, loop speed-up; written to `json_path`."
     from tqdm.auto import tqdm
     device = _resolve_device(device)
     sizes = parse_sizes(sizes) if sizes else DEFAULT_SIZES
     cfg = CellNetConfig.preset(preset)
-    jobs = [dict(size=s, batch=b, backward=bw, preset=preset) for s, b in sizes for bw in (False, True)]
-    if scale: jobs += [dict(size=37, batch=4, backward=True, checkpointing=True, repeats=1, warmup=0, preset=preset),
-                       dict(size=64, batch=1, backward=False, repeats=1, warmup=0, preset=preset)]
+    if perception: cfg = cfg.replace(perception=perception)
+    kw = dict(preset=preset, perception=cfg.model.perception)
+    jobs = [dict(size=s, batch=b, backward=bw, **kw) for s, b in sizes for bw in (False, True)]
+    if scale: jobs += [dict(size=37, batch=4, backward=True, checkpointing=True, repeats=1, warmup=0, **kw),
+                       dict(size=64, batch=1, backward=False, repeats=1, warmup=0, **kw)]
     res = dict(machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
                             torch=torch.__version__, threads=torch.get_num_threads(),
                             device=torch.cuda.get_device_name() if device == "cuda" else "cpu"),
-               device=device, compile=compile, preset=preset)
+               device=device, compile=compile, preset=preset, perception=cfg.model.perception)
     bar = tqdm(total=len(jobs) + 3, desc="bench", disable=not progress)
     res["matmul_flops"] = matmul_rate(device); bar.update()
     res["flops_per_cell_step"] = dict(forward=flops_per_cell_step(cfg, backward=False), forward_backward=flops_per_cell_step(cfg)); bar.update()
@@ -188,6 +217,7 @@ def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:i
         r["matmul_fraction"] = r["cell_steps_per_s"] * fl / res["matmul_flops"]
         rows.append(r); bar.update()
     res["rows"] = rows
+    res["rate_vs_smallest"] = _rate_ratios(rows)
     res["loop_reference"] = loop_speedup(cfg, batch=2) if device == "cpu" else None; bar.update(); bar.close()
     if json_path: Path(json_path).write_text(json.dumps(res, indent=2) + "\n")
     return res
@@ -199,11 +229,17 @@ def format_bench(res:dict) -> str:
     lines = [f"machine: {m['device']} | {m['processor']} | torch {m['torch']} | {m['threads']} threads | compile={res['compile']}",
              f"fp32 matmul rate: {res['matmul_flops']/1e9:.1f} GFLOP/s; model: {fl['forward']/1e6:.3f} MFLOP per cell-step forward, "
              f"{fl['forward_backward']/1e6:.3f} forward+backward",
-             f"preset {res['preset']}; cell-steps = cells × steps × batch per pass",
-             f"{'lattice':>8} {'batch':>5} {'pass':>10} {'ckpt':>5} {'s/pass':>9} {'cell-steps/s':>13} {'of matmul':>9} {'peak MiB':>9}"]
+             f"preset {res['preset']}, perception {res.get('perception', 'mean')}; cell-steps = cells × steps × batch per pass; "
+             "agg = share of the pass in tier aggregation",
+             f"{'lattice':>8} {'batch':>5} {'pass':>10} {'ckpt':>5} {'s/pass':>9} {'cell-steps/s':>13} {'of matmul':>9} {'agg':>5} {'peak MiB':>9}"]
     for r in res["rows"]:
         lines.append(f"{r['size']:>7}³ {r['batch']:>5} {'fwd+bwd' if r['backward'] else 'fwd':>10} {'yes' if r['checkpointing'] else '':>5} "
-                     f"{r['seconds']:>9.3f} {r['cell_steps_per_s']:>13.3g} {r['matmul_fraction']:>8.0%} {r['peak_mb']:>9.0f}")
+                     f"{r['seconds']:>9.3f} {r['cell_steps_per_s']:>13.3g} {r['matmul_fraction']:>8.0%} "
+                     f"{'' if r.get('aggregation_share') is None else format(r['aggregation_share'], '.0%'):>5} {r['peak_mb']:>9.0f}")
+    ratios = res.get("rate_vs_smallest") or {}
+    if len(ratios) > 1:
+        small = min(int(s) for s in ratios)
+        lines.append(f"fwd+bwd rate per cell-step against {small}³: " + ", ".join(f"{s}³ {v:.0%}" for s, v in ratios.items() if int(s) != small))
     lr = res.get("loop_reference")
     if lr: lines.append(f"per-cell loop reference, {'×'.join(map(str, lr['dims']))} batch {lr['batch']}, one forward step: "
                         f"{lr['loop_seconds']:.2f} s vs {lr['fast_seconds']*1e3:.2f} ms vectorised = {lr['speedup']:,.0f}× faster")

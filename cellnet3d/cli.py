@@ -69,6 +69,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, metavar="N",
                    help="also write a checkpoint every N optimizer steps inside an epoch (default: every 5 minutes)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    t.add_argument("--log", action="append", default=[], choices=["tensorboard"],
+                   help="also log to TensorBoard event files in RUN/tensorboard (needs: pip install \"cellnet3d[tensorboard]\")")
     d = sub.add_parser("doctor", help="check torch, device, teacher, data, config and model; exit 1 if anything fails",
                        description="Readiness check: each line is ok or the reason it is not.")
     _config_flags(d)
@@ -89,6 +91,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--compile", action="store_true", help="torch.compile the model first")
     b.add_argument("--sizes", type=int, nargs="+", metavar="N", help="cube edge lengths to time")
     b.add_argument("--json", dest="json_path", metavar="FILE", help="also write the results as JSON")
+    b.add_argument("--perception", choices=["mean", "mean+dipole"], help="the cells' perception (default: the preset's)")
     return p
 
 # %% ../nbs/07b_cli.ipynb #6eae4630
@@ -110,7 +113,7 @@ def _check_torch(cfg, args):
     return f"torch {torch.__version__}, device {dev}"
 
 def _check_teacher(cfg, args):
-    from cellnet3d.data import TeacherEncoder
+    from cellnet3d.teacher import TeacherEncoder
     tch = TeacherEncoder(cfg.train.teacher, device="cpu", local_files_only=True)
     emb = tch.encode(["Is the teacher here?"], progress=False)
     args._teacher_dim = tch.dim
@@ -190,7 +193,8 @@ def cmd_train(args) -> int:
         cfg = config_from_args(args, resume_config(args.resume))
     else: cfg = config_from_args(args)
     start = time.perf_counter()
-    run = train(cfg, out=args.out, device=args.device, resume=args.resume, progress=not args.quiet, checkpoint_every=args.checkpoint_every)
+    run = train(cfg, out=args.out, device=args.device, resume=args.resume, progress=not args.quiet, checkpoint_every=args.checkpoint_every,
+                loggers=args.log)
     print(f"run folder: {run}  ({time.perf_counter() - start:.0f} s)")
     if importlib.util.find_spec("cellnet3d.evaluate") is not None:
         from cellnet3d.evaluate import evaluate_run, format_results
@@ -219,7 +223,8 @@ def cmd_bench(args) -> int:
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available(): raise UsageError(f"--device cuda: no CUDA device is available here (torch {torch.__version__}); use --device cpu")
-    print(b.format_bench(b.run_bench(device=args.device, compile=args.compile, sizes=args.sizes, json_path=args.json_path)))
+    print(b.format_bench(b.run_bench(device=args.device, compile=args.compile, sizes=args.sizes, json_path=args.json_path,
+                                       perception=args.perception)))
     return 0
 
 # %% ../nbs/07b_cli.ipynb #ec0679e3

@@ -25,7 +25,7 @@ class TextDecoder:
         self.texts, ids = dedupe(bank)
         if embeddings is None:
             if teacher is None: raise ValueError("TextDecoder needs a teacher to embed the bank, or the bank's embeddings=")
-            from cellnet3d.data import cached_embeddings
+            from cellnet3d.teacher import cached_embeddings
             embeddings = cached_embeddings(teacher, self.texts, cache_dir, progress=False)        # [M, E]
         elif len(embeddings) == len(bank): embeddings = embeddings[_first_rows(ids)]             # one row per distinct sentence
         if len(embeddings) != len(self.texts):

@@ -19,8 +19,9 @@ __all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'unit_rows', 'cosine_to_target',
            'count_parameters', 'mlp_width_for', 'MatchedMLP', 'SurfaceMLP', 'train_like_cube', 'train_mlp',
            'train_surface_mlp', 'headline_metric', 'model_label', 'format_results', 'plot_metrics', 'recall_curve',
            'plot_recall_curves', 'fit_baselines', 'fit_baselines_names', 'predict_embeddings', 'sentence_bank',
-           'evaluate_model', 'evaluate_run', 'signal_by_depth', 'plot_signal_by_depth', 'summarize_seeds',
-           'evaluate_seeds', 'ablation_variants', 'compare_configs', 'plot_comparison', 'comparison_table']
+           'evaluate_model', 'evaluate_run', 'save_run_pretrained', 'signal_by_depth', 'plot_signal_by_depth',
+           'summarize_seeds', 'evaluate_seeds', 'ablation_variants', 'compare_configs', 'plot_comparison',
+           'comparison_table']
 
 # %% ../nbs/08_eval.ipynb #7fdccf20
 def unit_rows(x:Tensor) -> Tensor:
@@ -363,6 +364,19 @@ def evaluate_run(run_dir, device="auto", data=None, baselines:tuple=BASELINES) -
     res.update(run_dir=str(run_dir), device=str(device))
     write_json(path, {**saved, "evaluation": res})
     return res
+
+# %% ../nbs/08_eval.ipynb #58dea5b0
+def save_run_pretrained(run_dir, out_dir, repo_id:str|None=None, **push_kwargs) -> Path:
+    "Write a run's best model to `out_dir` with `save_pretrained` and a model card holding the run's results table; push to `repo_id` if given."
+    from cellnet3d.model import CellNet3D
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    model = CellNet3D.from_pretrained(run_dir)
+    path = run_dir / "results.json"
+    ev = json.loads(path.read_text()).get("evaluation") if path.is_file() else None
+    if ev is None: raise FileNotFoundError(f"{str(run_dir)!r} has no evaluation in results.json; run `cellnet3d eval {run_dir}` first")
+    model.save_pretrained(out_dir, model_card_kwargs=dict(results=format_results(ev)), push_to_hub=repo_id is not None,
+                          repo_id=repo_id, **push_kwargs)
+    return out_dir
 
 # %% ../nbs/08_eval.ipynb #10418f6d
 @torch.no_grad()

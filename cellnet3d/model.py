@@ -11,6 +11,7 @@ from torch.utils.checkpoint import checkpoint
 from fastcore.basics import patch
 from safetensors import safe_open
 from safetensors.torch import save_file, load_file
+from huggingface_hub import PyTorchModelHubMixin
 from .config import CellNetConfig, ConfigError, TIER_NAMES, lattice_summary
 from .lattice import TierAggregator
 from .mapper import EmbeddingTransformer, SurfaceMapper, SurfaceExtractor
@@ -20,7 +21,10 @@ from .moe import CellStep
 __all__ = ['CellNet3D', 'WeightsError', 'model_differences', 'trajectory_activity', 'plot_trajectory']
 
 # %% ../nbs/04_model.ipynb #376a5418
-class CellNet3D(nn.Module):
+_CONFIG_CODER = (lambda c: json.loads(c.to_json()), lambda d: CellNetConfig.from_json(json.dumps(d)))
+
+class CellNet3D(nn.Module, PyTorchModelHubMixin, library_name="cellnet3d", coders={CellNetConfig: _CONFIG_CODER},
+                tags=["cellnet3d", "sentence-embeddings", "neural-cellular-automata"]):
     "Teacher embedding [B, E] -> front face -> `steps` steps of the cube -> back face -> prediction [B, E]."
     def __init__(self, cfg:CellNetConfig, teacher_dim:int):
         super().__init__()
@@ -128,6 +132,53 @@ def _load(cls, path, device="cpu", config_file=None) -> CellNet3D:
     return model.to(device).eval()
 CellNet3D.load = classmethod(_load)
 
+
+# %% ../nbs/04_model.ipynb #0e2c09b8
+@patch
+def _save_pretrained(self:CellNet3D, save_directory:Path):
+    "The mixin's writer: `model.safetensors` (config in its metadata) and `config.json`, as `save` writes them."
+    self.save(save_directory)
+
+@classmethod
+def _from_pretrained(cls, *, model_id:str, revision=None, cache_dir=None, force_download:bool=False, local_files_only:bool=False,
+                     token=None, map_location:str="cpu", **model_kwargs) -> CellNet3D:
+    "The mixin's reader: `load` of a folder's `model.safetensors`, or of the one downloaded from the hub repo `model_id`."
+    if model_kwargs: raise TypeError(f"from_pretrained takes no model arguments ({sorted(model_kwargs)}): the weights' metadata holds the config")
+    if _is_local(model_id): return cls.load(Path(model_id).expanduser(), device=map_location)
+    from huggingface_hub import hf_hub_download
+    file = hf_hub_download(repo_id=model_id, filename=_WEIGHTS, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                           token=token, local_files_only=local_files_only)
+    return cls.load(file, device=map_location)
+CellNet3D._from_pretrained = _from_pretrained
+
+def _is_local(name) -> bool:
+    "True for a path ('./m', '/x/y', '~/m', 'a/b/c', or anything that exists); hub repo ids are 'name' or 'org/name'."
+    name = str(name)
+    return Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+
+_hub_from_pretrained = CellNet3D.from_pretrained.__func__
+def _from_pretrained_checked(cls, pretrained_model_name_or_path, **kwargs) -> CellNet3D:
+    "The mixin's `from_pretrained`, but a path that is not a folder (a missing folder, a .safetensors file) goes to `load` and its clear errors."
+    name = pretrained_model_name_or_path
+    if _is_local(name) and not Path(str(name)).expanduser().is_dir(): return cls.load(Path(str(name)).expanduser())
+    return _hub_from_pretrained(cls, name, **kwargs)
+CellNet3D.from_pretrained = classmethod(_from_pretrained_checked)
+
+@patch
+def generate_model_card(self:CellNet3D, results:str|None=None, *args, **kwargs):
+    "A model card (`huggingface_hub.ModelCard`): task, teacher, lattice, parameters, how to load it, and `results` (a text table) if given."
+    from huggingface_hub import ModelCard, ModelCardData
+    cfg, lat, m = self.cfg, self.cfg.lattice, self.cfg.model
+    meta = ModelCardData(library_name="cellnet3d", tags=["cellnet3d", "sentence-embeddings", "neural-cellular-automata", "pytorch_model_hub_mixin"])
+    what = "the teacher's embedding of an answer from that of its question" if cfg.train.task == "dialogue" else "the teacher's embedding of a text from itself"
+    lines = ["---", meta.to_yaml(), "---", "", f"# cellnet3d cube ({cfg.train.task})", "",
+             f"A 3D lattice of cells trained with [cellnet3d](https://pypi.org/project/cellnet3d/) to predict {what}.", "",
+             "| | |", "|---|---|", f"| task | {cfg.train.task} |", f"| teacher | `{cfg.train.teacher}` ({self.teacher_dim}-d) |",
+             f"| lattice | {'×'.join(map(str, lat.dims))} cells, {m.steps} steps, state size {m.state_size}, perception {m.perception} |",
+             f"| tiers | {', '.join(t for t in TIER_NAMES if t not in m.ablate)} |", f"| parameters | {sum(p.numel() for p in self.parameters()):,} |", "",
+             "## Use", "", "```python", "from cellnet3d import CellNet3D", 'model = CellNet3D.from_pretrained("<this repo or folder>")', "```"]
+    if results: lines += ["", "## Results", "", "```", results.strip(), "```"]
+    return ModelCard("\n".join(lines) + "\n")
 
 # %% ../nbs/04_model.ipynb #74bce4a0
 def _count(module) -> int: return sum(p.numel() for p in module.parameters())

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_trainer.ipynb #6934377d
 from __future__ import annotations
-import hashlib, json, math, os, pickle, shlex, signal, sys, threading, time
+import hashlib, json, math, os, pickle, shlex, shutil, signal, sys, threading, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -16,11 +16,12 @@ from .model import CellNet3D
 from .linear import start_model
 
 # %% auto #0
-__all__ = ['LOCK_NAME', 'RUN_FILES', 'SPLITS', 'RESUME_MAY_CHANGE', 'atomic_write', 'write_json', 'RunError', 'RunLockedError',
-           'RunLock', 'run_state', 'clean_orphans', 'resolve_device', 'make_optimizer', 'lr_factor', 'make_scheduler',
-           'as_splits', 'data_fingerprint', 'batch_losses', 'evaluate_losses', 'Trainer', 'epoch_batches',
-           'read_metrics', 'TrainingDiverged', 'read_state', 'TrainingInterrupted', 'stop_on_signals', 'plot_curves',
-           'save_curves', 'resume_config', 'check_run_data', 'absolute_paths', 'train']
+__all__ = ['LOCK_NAME', 'RUN_FILES', 'SPLITS', 'LOGGERS', 'RESUME_MAY_CHANGE', 'atomic_write', 'write_json', 'RunError',
+           'RunLockedError', 'RunLock', 'run_state', 'clean_orphans', 'resolve_device', 'make_optimizer', 'lr_factor',
+           'make_scheduler', 'as_splits', 'data_fingerprint', 'batch_losses', 'evaluate_losses', 'Trainer',
+           'epoch_batches', 'read_metrics', 'TrainingDiverged', 'read_state', 'TrainingInterrupted', 'stop_on_signals',
+           'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger', 'check_loggers', 'resume_config',
+           'check_run_data', 'absolute_paths', 'train']
 
 # %% ../nbs/07_trainer.ipynb #7d8b431c
 def atomic_write(path, write) -> Path:
@@ -37,7 +38,7 @@ def write_json(path, obj) -> Path:
     "Write `obj` as indented JSON to `path`, atomically."
     return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
 
-# %% ../nbs/07_trainer.ipynb #619d84d5
+# %% ../nbs/07_trainer.ipynb #23a61226
 try: import fcntl
 except ImportError: fcntl = None                  # Windows: msvcrt below
 
@@ -70,7 +71,7 @@ class RunLock:
     def __exit__(self, *exc): self.release()
 
 
-# %% ../nbs/07_trainer.ipynb #1230f9e1
+# %% ../nbs/07_trainer.ipynb #05fe1df1
 RUN_FILES = ("metrics.jsonl", "model.safetensors", "last.safetensors", "trainer_state.pt", "curves.png", "results.json")
 
 def run_state(run_dir) -> str:
@@ -188,11 +189,12 @@ def _fresh_sums(device) -> dict:
 class Trainer:
     "One training run of `cfg` on `splits` into `run_dir`; a checkpoint every `checkpoint_every` steps (None: every `checkpoint_seconds`)."
     def __init__(self, cfg:CellNetConfig, splits:dict, run_dir, device="auto", progress=True,
-                 checkpoint_every:int|None=None, checkpoint_seconds:float=300.0):
+                 checkpoint_every:int|None=None, checkpoint_seconds:float=300.0, loggers=()):
         if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1):
             raise ValueError(f"checkpoint_every ({checkpoint_every!r}) must be a positive number of optimizer steps, or None (every {checkpoint_seconds:g} s)")
         self.cfg, self.splits, self.run_dir, self.progress = cfg, splits, Path(run_dir), progress
         self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
+        self.loggers = list(loggers)                                     # more sinks of every record (e.g. TensorBoardLogger)
         self.device = resolve_device(device)
         self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in splits.items()}   # small: moved once
         self.fingerprint = data_fingerprint(splits)
@@ -217,8 +219,9 @@ def epoch_batches(n:int, batch_size:int, seed:int, epoch:int) -> list:
 # %% ../nbs/07_trainer.ipynb #70659f94
 @patch
 def log(self:Trainer, record:dict):
-    "Append one JSON line to the run's metrics.jsonl."
+    "Append one JSON line to the run's metrics.jsonl (the source of truth), then hand the record to every logger."
     with open(self.run_dir / "metrics.jsonl", "a") as f: f.write(json.dumps(record) + "\n")
+    for lg in self.loggers: lg.log(record)
 
 def read_metrics(run_dir) -> list:
     "The records of a run's metrics.jsonl (a last line cut short by a kill is left out)."
@@ -231,7 +234,7 @@ def read_metrics(run_dir) -> list:
             if i < len(lines) - 1: raise ValueError(f"{p}: line {i + 1} is not valid JSON; only the last line may be cut short") from None
     return out
 
-# %% ../nbs/07_trainer.ipynb #7160de4d
+# %% ../nbs/07_trainer.ipynb #fe617925
 class TrainingDiverged(RunError):
     "A non-finite loss or gradient: the run stopped before the step that would have written it into the weights."
 
@@ -241,7 +244,7 @@ def train_step(self:Trainer, xb:Tensor, yb:Tensor) -> Tensor:
     l = batch_losses(self.model, xb, yb, self.cfg)
     self.opt.zero_grad(set_to_none=True)
     l["total"].backward()
-    norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+    norm = self.grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)   # before clipping
     terms = torch.stack([l[k].detach() for k in (*LOSS_TERMS, "total")])              # [7]
     if not bool(terms.isfinite().all() & norm.isfinite()): self.diverged(terms, norm)
     self.opt.step(); self.sched.step(); self.step += 1
@@ -289,7 +292,7 @@ def train_epoch(self:Trainer) -> dict:
             rate = n_here / (time.perf_counter() - start)
             means = dict(zip((*LOSS_TERMS, "total"), (sums["window"] / sums["n_window"]).tolist()))
             self.log(dict(kind="step", epoch=self.epoch + 1, step=self.step, lr=self.sched.get_last_lr()[0], **means,
-                          samples_per_s=rate, cell_steps_per_s=rate * cell_steps))
+                          samples_per_s=rate, cell_steps_per_s=rate * cell_steps, grad_norm=float(self.grad_norm)))
             bar.set_postfix(loss=f"{means['total']:.4f}", samples_s=f"{rate:.0f}", cell_steps_s=f"{rate * cell_steps:.3g}")
             sums["window"].zero_(); sums["n_window"] = 0
         if i < self.steps_per_epoch and (self.stop_signal is not None or self.checkpoint_due()):   # the epoch's end checkpoints anyway
@@ -334,7 +337,7 @@ def save_state(self:Trainer) -> Path:
     return path
 
 
-# %% ../nbs/07_trainer.ipynb #b953e66e
+# %% ../nbs/07_trainer.ipynb #9f3b0999
 _STATE_KEYS = ("epoch", "step", "elapsed_s", "model", "optimizer", "scheduler", "rng_cpu", "rng_cuda", "best_val", "best_epoch",
                "bad_epochs", "finished", "stopped_early", "metrics_bytes", "data_fingerprint")
 
@@ -384,7 +387,7 @@ def load_state(self:Trainer):
         with open(metrics, "r+") as f: f.truncate(st["metrics_bytes"])
 
 
-# %% ../nbs/07_trainer.ipynb #3079ac1a
+# %% ../nbs/07_trainer.ipynb #cd9eb1e7
 class TrainingInterrupted(KeyboardInterrupt):
     "SIGINT or SIGTERM during training: the step in progress finished and a checkpoint was written."
     def __init__(self, message:str, signum:int): super().__init__(message); self.signum = signum
@@ -516,6 +519,53 @@ def fit(self:Trainer, stop_after_epoch:int|None=None) -> Path:
     return self.run_dir
 
 
+# %% ../nbs/07_trainer.ipynb #17b361f4
+class LoggerError(ValueError):
+    "A logger that cannot run here; the message says what to install (the command line shows it as a one-line error)."
+
+def _require_tensorboard():
+    try:
+        import tensorboard  # noqa: F401  (torch's SummaryWriter needs the package)
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise LoggerError('--log tensorboard needs the tensorboard package: pip install "cellnet3d[tensorboard]" (or pip install tensorboard)') from None
+    return SummaryWriter
+
+class TensorBoardLogger:
+    "Every record of a run as TensorBoard scalars (and the curves figure per epoch) in `run_dir/tensorboard`."
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+        self.writer = _require_tensorboard()(log_dir=str(self.run_dir / "tensorboard"))
+
+    def log(self, record:dict):
+        kind, step, w = record.get("kind"), record.get("step", 0), self.writer
+        if kind == "step":
+            for k in (*LOSS_TERMS, "total"): w.add_scalar(f"train/{k}", record[k], step)
+            for k in ("lr", "grad_norm"): w.add_scalar(f"train/{k}", record[k], step)
+            for k in ("cell_steps_per_s", "samples_per_s"): w.add_scalar(f"speed/{k}", record[k], step)
+        elif kind == "epoch":
+            for k, v in record.items():
+                if k.startswith("val_") and isinstance(v, (int, float)): w.add_scalar(f"val/{k[4:]}", v, step)
+            for k in (*LOSS_TERMS, "total"): w.add_scalar(f"epoch/train_{k}", record[k], step)
+            w.add_scalar("speed/epoch_cell_steps_per_s", record["cell_steps_per_s"], step)
+            w.add_figure("curves", plot_curves(read_metrics(self.run_dir)), step, close=True)
+        elif kind == "grad_shares":
+            for k in LOSS_TERMS:
+                if k in record: w.add_scalar(f"grad_share/{k}", record[k], step)
+        w.flush()
+
+    def close(self): self.writer.close()
+
+LOGGERS = {"tensorboard": TensorBoardLogger}
+
+def check_loggers(names) -> tuple:
+    "Validate logger names before a run starts: unknown names and missing packages fail here."
+    names = tuple(names or ())
+    bad = [n for n in names if n not in LOGGERS]
+    if bad: raise ValueError(f"logger {bad[0]!r} is not known; choose from {sorted(LOGGERS)}")
+    if "tensorboard" in names: _require_tensorboard()
+    return names
+
 # %% ../nbs/07_trainer.ipynb #60ec5115
 RESUME_MAY_CHANGE = ("epochs", "patience", "log_every")
 
@@ -559,7 +609,7 @@ def check_run_data(cfg:CellNetConfig, run):
 
 def absolute_paths(cfg:CellNetConfig) -> CellNetConfig:
     "`cfg` with its data file and a teacher given as a folder made absolute, so a run reads the same files from any directory."
-    from cellnet3d.data import _looks_like_path
+    from cellnet3d.teacher import _looks_like_path
     t, over = cfg.train, {}
     if t.data: over["data"] = str(Path(t.data).expanduser().absolute())
     if _looks_like_path(t.teacher): over["teacher"] = str(Path(t.teacher).expanduser().absolute())
@@ -578,9 +628,9 @@ def _check_epochs(tr:Trainer):
     elif not tr.stopped_early: tr.finished = False                 # more epochs asked for
 
 def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resume=None, progress=True,
-          stop_after_epoch:int|None=None, checkpoint_every:int|None=None, checkpoint_seconds:float=300.0) -> Path:
-    "Train a CellNet3D on `data` (default: the config's corpus and teacher) into a run folder; return its path."
-    device = resolve_device(device)
+          stop_after_epoch:int|None=None, checkpoint_every:int|None=None, checkpoint_seconds:float=300.0, loggers=()) -> Path:
+    "Train a CellNet3D on `data` (default: the config's corpus and teacher) into a run folder; return its path. `loggers`: names in `LOGGERS`."
+    device, loggers = resolve_device(device), check_loggers(loggers)
     if resume is not None: run, cfg = Path(resume), resume_config(resume, cfg)
     else: run, cfg = _new_run_dir(out), cfg or CellNetConfig.preset("default")
     if resume is not None and data is None: check_run_data(cfg, run)
@@ -594,7 +644,9 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
         if resume is None and state == "checkpoint": raise _holds_run_error(run)
         if state != "checkpoint":
             for name in RUN_FILES: (run / name).unlink(missing_ok=True)   # a run that never checkpointed starts again in place
-        tr = Trainer(cfg, splits, run, device=device, progress=progress, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)
+            shutil.rmtree(run / "tensorboard", ignore_errors=True)
+        tr = Trainer(cfg, splits, run, device=device, progress=progress, checkpoint_every=checkpoint_every,
+                     checkpoint_seconds=checkpoint_seconds, loggers=[LOGGERS[n](run) for n in loggers])
         if state == "checkpoint": tr.load_state(); _check_epochs(tr)
         clean_orphans(run)                                            # only now: a refused resume leaves the folder as it was
         write_json(run / "config.json", cfg.to_dict())
@@ -604,4 +656,6 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
             kept = f"the last checkpoint (step {tr.saved_step}) is intact" if tr.saved_step is not None else "no checkpoint had been written"
             raise RunError(f"could not write the run in {str(run)!r}: {_one_line(e)}; {kept}; free the space (or fix the folder) and "
                            f"continue with `cellnet3d train --resume {run}`") from e
+        finally:
+            for lg in tr.loggers: lg.close()
 

@@ -92,8 +92,9 @@ def test_process_doctor(pairs_file, tmp_path):
 def test_process_train_tiny_then_resume(pairs_file, tmp_path):
     run = tmp_path / "run"
     p = cli("train", "--preset", "tiny", "--task", "dialogue", "--data", pairs_file, "--epochs", "2", "--batch-size", "8",
-            "--out", run, "--device", "cpu", "--set", "log_every=2")
+            "--out", run, "--device", "cpu", "--set", "log_every=2", "--log", "tensorboard")
     assert p.returncode == 0, p.stdout + p.stderr
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1       # --log tensorboard, beside metrics.jsonl
     for f in ("config.json", "model.safetensors", "last.safetensors", "trainer_state.pt", "metrics.jsonl", "curves.png", "results.json"):
         assert (run / f).is_file(), f
     assert "epoch 2/2" in p.stderr + p.stdout and f"run folder: {run}" in p.stdout
