@@ -205,7 +205,7 @@ def test_default_run_folder_is_not_made_for_refused_input(work, tmp_path):
 
 
 def test_teacher_holding_a_pickle_is_refused_and_not_run(work, tmp_path):
-    from cellnet3d.data import bundled_teacher_path
+    from cellnet3d.teacher import bundled_teacher_path
     t = tmp_path / "teacher"; t.mkdir()
     for f in bundled_teacher_path().iterdir():
         if f.is_file() and f.suffix not in (".safetensors", ".bin"): shutil.copy(f, t / f.name)
