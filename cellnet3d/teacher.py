@@ -166,7 +166,7 @@ class TeacherEncoder:
             if pool.pooling_mode != pooling: self.model._modules[key] = pool = Pooling(pool.embedding_dimension, pooling_mode=pooling).to(self.device)
         self.pooling = pool.pooling_mode if pool is not None else "model"
         self.model.float().eval()
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int((getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension)())
         self.max_length = min(max_length, int(self.model.max_seq_length or max_length))
         self.model.max_seq_length = self.max_length
 

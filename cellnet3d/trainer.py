@@ -38,7 +38,7 @@ def write_json(path, obj) -> Path:
     "Write `obj` as indented JSON to `path`, atomically."
     return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
 
-# %% ../nbs/07_trainer.ipynb #23a61226
+# %% ../nbs/07_trainer.ipynb #619d84d5
 try: import fcntl
 except ImportError: fcntl = None                  # Windows: msvcrt below
 
@@ -71,7 +71,7 @@ class RunLock:
     def __exit__(self, *exc): self.release()
 
 
-# %% ../nbs/07_trainer.ipynb #05fe1df1
+# %% ../nbs/07_trainer.ipynb #1230f9e1
 RUN_FILES = ("metrics.jsonl", "model.safetensors", "last.safetensors", "trainer_state.pt", "curves.png", "results.json")
 
 def run_state(run_dir) -> str:
@@ -234,7 +234,7 @@ def read_metrics(run_dir) -> list:
             if i < len(lines) - 1: raise ValueError(f"{p}: line {i + 1} is not valid JSON; only the last line may be cut short") from None
     return out
 
-# %% ../nbs/07_trainer.ipynb #fe617925
+# %% ../nbs/07_trainer.ipynb #7160de4d
 class TrainingDiverged(RunError):
     "A non-finite loss or gradient: the run stopped before the step that would have written it into the weights."
 
@@ -244,7 +244,8 @@ def train_step(self:Trainer, xb:Tensor, yb:Tensor) -> Tensor:
     l = batch_losses(self.model, xb, yb, self.cfg)
     self.opt.zero_grad(set_to_none=True)
     l["total"].backward()
-    norm = self.grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)   # before clipping
+    norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)   # before clipping
+    self.last_grad_norm = norm.detach()
     terms = torch.stack([l[k].detach() for k in (*LOSS_TERMS, "total")])              # [7]
     if not bool(terms.isfinite().all() & norm.isfinite()): self.diverged(terms, norm)
     self.opt.step(); self.sched.step(); self.step += 1
@@ -292,7 +293,7 @@ def train_epoch(self:Trainer) -> dict:
             rate = n_here / (time.perf_counter() - start)
             means = dict(zip((*LOSS_TERMS, "total"), (sums["window"] / sums["n_window"]).tolist()))
             self.log(dict(kind="step", epoch=self.epoch + 1, step=self.step, lr=self.sched.get_last_lr()[0], **means,
-                          samples_per_s=rate, cell_steps_per_s=rate * cell_steps, grad_norm=float(self.grad_norm)))
+                          samples_per_s=rate, cell_steps_per_s=rate * cell_steps, grad_norm=float(self.last_grad_norm)))
             bar.set_postfix(loss=f"{means['total']:.4f}", samples_s=f"{rate:.0f}", cell_steps_s=f"{rate * cell_steps:.3g}")
             sums["window"].zero_(); sums["n_window"] = 0
         if i < self.steps_per_epoch and (self.stop_signal is not None or self.checkpoint_due()):   # the epoch's end checkpoints anyway
@@ -337,7 +338,7 @@ def save_state(self:Trainer) -> Path:
     return path
 
 
-# %% ../nbs/07_trainer.ipynb #9f3b0999
+# %% ../nbs/07_trainer.ipynb #b953e66e
 _STATE_KEYS = ("epoch", "step", "elapsed_s", "model", "optimizer", "scheduler", "rng_cpu", "rng_cuda", "best_val", "best_epoch",
                "bad_epochs", "finished", "stopped_early", "metrics_bytes", "data_fingerprint")
 
@@ -387,7 +388,7 @@ def load_state(self:Trainer):
         with open(metrics, "r+") as f: f.truncate(st["metrics_bytes"])
 
 
-# %% ../nbs/07_trainer.ipynb #cd9eb1e7
+# %% ../nbs/07_trainer.ipynb #3079ac1a
 class TrainingInterrupted(KeyboardInterrupt):
     "SIGINT or SIGTERM during training: the step in progress finished and a checkpoint was written."
     def __init__(self, message:str, signum:int): super().__init__(message); self.signum = signum
@@ -628,9 +629,11 @@ def _check_epochs(tr:Trainer):
     elif not tr.stopped_early: tr.finished = False                 # more epochs asked for
 
 def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resume=None, progress=True,
-          stop_after_epoch:int|None=None, checkpoint_every:int|None=None, checkpoint_seconds:float=300.0, loggers=()) -> Path:
+          stop_after_epoch:int|None=None, checkpoint_every:int|None=None, checkpoint_seconds:float=300.0,
+          loggers=()) -> Path:
     "Train a CellNet3D on `data` (default: the config's corpus and teacher) into a run folder; return its path. `loggers`: names in `LOGGERS`."
-    device, loggers = resolve_device(device), check_loggers(loggers)
+    loggers = check_loggers(loggers)
+    device = resolve_device(device)
     if resume is not None: run, cfg = Path(resume), resume_config(resume, cfg)
     else: run, cfg = _new_run_dir(out), cfg or CellNetConfig.preset("default")
     if resume is not None and data is None: check_run_data(cfg, run)
@@ -645,8 +648,8 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
         if state != "checkpoint":
             for name in RUN_FILES: (run / name).unlink(missing_ok=True)   # a run that never checkpointed starts again in place
             shutil.rmtree(run / "tensorboard", ignore_errors=True)
-        tr = Trainer(cfg, splits, run, device=device, progress=progress, checkpoint_every=checkpoint_every,
-                     checkpoint_seconds=checkpoint_seconds, loggers=[LOGGERS[n](run) for n in loggers])
+        tr = Trainer(cfg, splits, run, device=device, progress=progress, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
+                     loggers=[LOGGERS[n](run) for n in loggers])
         if state == "checkpoint": tr.load_state(); _check_epochs(tr)
         clean_orphans(run)                                            # only now: a refused resume leaves the folder as it was
         write_json(run / "config.json", cfg.to_dict())
@@ -658,4 +661,3 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
                            f"continue with `cellnet3d train --resume {run}`") from e
         finally:
             for lg in tr.loggers: lg.close()
-
