@@ -12,3 +12,4 @@ from .teacher import *
 from .data import *
 from .evaluate import *
 from .decoder import *
+from .distributed import *

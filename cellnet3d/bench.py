@@ -30,9 +30,9 @@ def _median_time(fn, device, warmup=2, repeats=5) -> float:
         t0 = time.perf_counter(); fn(); _sync(device); times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
-def matmul_rate(device="cpu", n:int=1024, repeats:int=5) -> float:
-    "The machine's fp32 matrix-multiply rate in FLOP/s (median over repeats of an n×n product)."
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_rate(device="cpu", n:int=1024, repeats:int=5, dtype=torch.float32) -> float:
+    "The machine's matrix-multiply rate in FLOP/s for `dtype` (fp32 by default; median over repeats of an n×n product)."
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     return 2 * n**3 / _median_time(lambda: a @ b, device, repeats=repeats)
 
 # %% ../nbs/10_bench.ipynb #e1414a35
@@ -81,7 +81,7 @@ def aggregation_share(step, device="cpu") -> float:
     return spent[0] / total
 
 def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False, checkpointing=False,
-                repeats:int=3, warmup:int=1, preset="default", teacher_dim:int=384, perception:str=None) -> dict:
+                repeats:int=3, warmup:int=1, preset="default", teacher_dim:int=384, perception:str=None, precision:str="fp32") -> dict:
     "Time one configuration in this process: median seconds per pass, cell-steps/s, peak memory and the aggregation's share."
     device = _resolve_device(device)
     cfg = CellNetConfig.preset(preset).replace(dims=(size,) * 3, gradient_checkpointing=checkpointing)
@@ -92,17 +92,20 @@ def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False,
     emb = torch.randn(batch, teacher_dim, device=device)
     rss0 = _peak_rss_mb()
     if device == "cuda": torch.cuda.reset_peak_memory_stats()
+    if precision not in ("fp32", "bf16"): raise ValueError(f"precision ({precision!r}) must be 'fp32' or 'bf16'")
+    amp = lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
     def step():
         if backward:
             model.zero_grad(set_to_none=True)
-            fwd(emb).square().mean().backward()
+            with amp(): out = fwd(emb)
+            out.float().square().mean().backward()
         else:
-            with torch.no_grad(): fwd(emb)
+            with torch.no_grad(), amp(): fwd(emb)
     sec = _median_time(step, device, warmup=warmup, repeats=repeats)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else _peak_rss_mb()
     share = None if compile else aggregation_share(step, device)        # compiled graphs hide the aggregator's events
     return dict(size=size, batch=batch, device=device, backward=backward, compile=compile, checkpointing=checkpointing,
-                perception=cfg.model.perception, seconds=sec, cell_steps_per_s=cell_steps(cfg, batch) / sec, peak_mb=peak,
+                perception=cfg.model.perception, precision=precision, seconds=sec, cell_steps_per_s=cell_steps(cfg, batch) / sec, peak_mb=peak,
                 baseline_mb=None if device == "cuda" else rss0, aggregation_share=share)
 
 # %% ../nbs/10_bench.ipynb #5c35a5c3
@@ -190,23 +193,24 @@ def _rate_ratios(rows) -> dict:
     return {s: v / fb[min(fb)] for s, v in fb.items()} if fb else {}
 
 def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:int=3, scale:bool=True, preset="default", progress=True,
-              perception:str=None) -> dict:
+              perception:str=None, precision:str="fp32") -> dict:
     "The whole benchmark: throughput rows per size, the scale rows, FLOPs, matmul rate, loop speed-up; written to `json_path`."
     from tqdm.auto import tqdm
     device = _resolve_device(device)
     sizes = parse_sizes(sizes) if sizes else DEFAULT_SIZES
     cfg = CellNetConfig.preset(preset)
     if perception: cfg = cfg.replace(perception=perception)
-    kw = dict(preset=preset, perception=cfg.model.perception)
+    kw = dict(preset=preset, perception=cfg.model.perception, precision=precision)
     jobs = [dict(size=s, batch=b, backward=bw, **kw) for s, b in sizes for bw in (False, True)]
     if scale: jobs += [dict(size=37, batch=4, backward=True, checkpointing=True, repeats=1, warmup=0, **kw),
                        dict(size=64, batch=1, backward=False, repeats=1, warmup=0, **kw)]
+    if scale and device == "cuda": jobs.append(dict(size=100, batch=1, backward=False, repeats=1, warmup=1, **kw))   # a million cells
     res = dict(machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
                             torch=torch.__version__, threads=torch.get_num_threads(),
                             device=torch.cuda.get_device_name() if device == "cuda" else "cpu"),
-               device=device, compile=compile, preset=preset, perception=cfg.model.perception)
+               device=device, compile=compile, preset=preset, perception=cfg.model.perception, precision=precision)
     bar = tqdm(total=len(jobs) + 3, desc="bench", disable=not progress)
-    res["matmul_flops"] = matmul_rate(device); bar.update()
+    res["matmul_flops"] = matmul_rate(device, dtype=torch.bfloat16 if precision == "bf16" else torch.float32); bar.update()
     res["flops_per_cell_step"] = dict(forward=flops_per_cell_step(cfg, backward=False), forward_backward=flops_per_cell_step(cfg)); bar.update()
     rows = []
     for job in jobs:
@@ -227,7 +231,7 @@ def format_bench(res:dict) -> str:
     "The benchmark as a text table, with the machine, FLOPs and the loop speed-up."
     m, fl = res["machine"], res["flops_per_cell_step"]
     lines = [f"machine: {m['device']} | {m['processor']} | torch {m['torch']} | {m['threads']} threads | compile={res['compile']}",
-             f"fp32 matmul rate: {res['matmul_flops']/1e9:.1f} GFLOP/s; model: {fl['forward']/1e6:.3f} MFLOP per cell-step forward, "
+             f"{res.get('precision', 'fp32')} matmul rate: {res['matmul_flops']/1e9:.1f} GFLOP/s; model: {fl['forward']/1e6:.3f} MFLOP per cell-step forward, "
              f"{fl['forward_backward']/1e6:.3f} forward+backward",
              f"preset {res['preset']}, perception {res.get('perception', 'mean')}; cell-steps = cells × steps × batch per pass; "
              "agg = share of the pass in tier aggregation",

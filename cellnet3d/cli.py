@@ -4,13 +4,13 @@
 
 # %% ../nbs/07b_cli.ipynb #7521e658
 from __future__ import annotations
-import argparse, importlib, importlib.util, json, sys, time, traceback
+import argparse, importlib, importlib.util, json, os, subprocess, sys, time, traceback
 from pathlib import Path
 from .config import CellNetConfig, ConfigError, PRESETS, TASKS
 
 # %% auto #0
 __all__ = ['DOCTOR_CHECKS', 'COMMANDS', 'UsageError', 'parse_set', 'config_from_args', 'make_parser', 'cmd_config', 'cmd_doctor',
-           'format_run_results', 'cmd_train', 'cmd_eval', 'cmd_ask', 'cmd_bench', 'main']
+           'format_run_results', 'launch_nproc', 'cmd_train', 'cmd_eval', 'cmd_ask', 'cmd_bench', 'main']
 
 # %% ../nbs/07b_cli.ipynb #8c6b6301
 class UsageError(ValueError):
@@ -29,7 +29,7 @@ def parse_set(items) -> dict:
     return out
 
 # %% ../nbs/07b_cli.ipynb #bd4d87d9
-_FLAG_FIELDS = dict(task="task", teacher="teacher", data="data", epochs="epochs", batch_size="batch_size", lr="lr")
+_FLAG_FIELDS = dict(task="task", teacher="teacher", data="data", epochs="epochs", batch_size="batch_size", lr="lr", precision="precision")
 
 def config_from_args(args, base:CellNetConfig|None=None) -> CellNetConfig:
     "The validated config named by `--config`/`--preset` (or `base`), with flag and `--set` overrides."
@@ -53,6 +53,7 @@ def _config_flags(p:argparse.ArgumentParser):
     g.add_argument("--epochs", type=int, metavar="N")
     g.add_argument("--batch-size", dest="batch_size", type=int, metavar="N")
     g.add_argument("--lr", type=float, metavar="X", help="learning rate")
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="the experts' matmuls in fp32 or bf16 autocast (auto: bf16 on CUDA)")
     g.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field by name, e.g. --set steps=7 (repeatable)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto)")
 
@@ -71,6 +72,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     t.add_argument("--log", action="append", default=[], choices=["tensorboard"],
                    help="also log to TensorBoard event files in RUN/tensorboard (needs: pip install \"cellnet3d[tensorboard]\")")
+    t.add_argument("--nproc", type=int, metavar="N", help="train with N processes on this machine (torchrun + DDP; CPU: gloo, GPU: one per device)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the training step")
     d = sub.add_parser("doctor", help="check torch, device, teacher, data, config and model; exit 1 if anything fails",
                        description="Readiness check: each line is ok or the reason it is not.")
     _config_flags(d)
@@ -92,6 +95,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--sizes", type=int, nargs="+", metavar="N", help="cube edge lengths to time")
     b.add_argument("--json", dest="json_path", metavar="FILE", help="also write the results as JSON")
     b.add_argument("--perception", choices=["mean", "mean+dipole"], help="the cells' perception (default: the preset's)")
+    b.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the pass in fp32 or under bf16 autocast (default: fp32)")
     return p
 
 # %% ../nbs/07b_cli.ipynb #6eae4630
@@ -183,9 +187,30 @@ def _module(name:str):
     return importlib.import_module(f"cellnet3d.{name}")
 
 # %% ../nbs/07b_cli.ipynb #a9c1c3bf
+def _without_nproc(argv:list) -> list:
+    "The command line without its --nproc N (or --nproc=N)."
+    out, skip = [], False
+    for a in argv:
+        if skip: skip = False; continue
+        if a == "--nproc": skip = True; continue
+        if not a.startswith("--nproc="): out.append(a)
+    return out
+
+def launch_nproc(args) -> int:
+    "Start `cellnet3d train` in `--nproc` processes with torchrun (CPU: gloo, cores split between them; GPU: one per device)."
+    import torch
+    from cellnet3d.distributed import torchrun_command, torchrun_env
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if cuda and args.nproc > torch.cuda.device_count():
+        raise UsageError(f"--nproc {args.nproc}: this machine has {torch.cuda.device_count()} GPU(s), one process each; use --nproc {torch.cuda.device_count()} or fewer")
+    cmd = torchrun_command(args.nproc, _without_nproc(args.argv))
+    print(f"starting {args.nproc} processes: {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
+    return subprocess.call(cmd, env=torchrun_env(args.nproc, "cuda" if cuda else "cpu"))
+
 def cmd_train(args) -> int:
     "Train (or resume) and print the results."
     from cellnet3d.trainer import train, resume_config
+    if args.nproc is not None and "WORLD_SIZE" not in os.environ: return launch_nproc(args)
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every ({args.checkpoint_every}) must be at least 1 optimizer step")
     if args.resume:
@@ -194,7 +219,8 @@ def cmd_train(args) -> int:
     else: cfg = config_from_args(args)
     start = time.perf_counter()
     run = train(cfg, out=args.out, device=args.device, resume=args.resume, progress=not args.quiet, checkpoint_every=args.checkpoint_every,
-                loggers=args.log)
+                loggers=args.log, compile=args.compile)
+    if int(os.environ.get("RANK", "0")) != 0: return 0                    # under torchrun: rank 0 reports
     print(f"run folder: {run}  ({time.perf_counter() - start:.0f} s)")
     if importlib.util.find_spec("cellnet3d.evaluate") is not None:
         from cellnet3d.evaluate import evaluate_run, format_results
@@ -224,7 +250,7 @@ def cmd_bench(args) -> int:
         import torch
         if not torch.cuda.is_available(): raise UsageError(f"--device cuda: no CUDA device is available here (torch {torch.__version__}); use --device cpu")
     print(b.format_bench(b.run_bench(device=args.device, compile=args.compile, sizes=args.sizes, json_path=args.json_path,
-                                       perception=args.perception)))
+                                       perception=args.perception, precision=args.precision)))
     return 0
 
 # %% ../nbs/07b_cli.ipynb #ec0679e3
@@ -232,7 +258,9 @@ COMMANDS = dict(train=cmd_train, doctor=cmd_doctor, config=cmd_config, eval=cmd_
 
 def main(argv=None) -> int:
     "Entry point of the `cellnet3d` command; returns the exit code."
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = make_parser().parse_args(argv)
+    args.argv = argv                                     # as typed: `--nproc` starts these again under torchrun
     name = f"cellnet3d {args.command}"
     try: return COMMANDS[args.command](args)
     except ModuleNotFoundError as e:

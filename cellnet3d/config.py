@@ -10,8 +10,9 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'TASKS', 'INITS', 'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig',
-           'TrainConfig', 'active_reach', 'steps_needed', 'CellNetConfig', 'lattice_summary', 'ratio_explorer']
+__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'TASKS', 'INITS', 'PRECISIONS', 'PRESETS', 'ConfigError', 'LatticeConfig',
+           'ModelConfig', 'TrainConfig', 'active_reach', 'steps_needed', 'CellNetConfig', 'lattice_summary',
+           'ratio_explorer']
 
 # %% ../nbs/00_config.ipynb #f9a5ee87
 class ConfigError(ValueError):
@@ -139,6 +140,7 @@ class ModelConfig:
 # %% ../nbs/00_config.ipynb #2245ef03
 TASKS = ("autoencode", "dialogue")
 INITS = ("linear", "random")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -158,6 +160,7 @@ class TrainConfig:
     test_fraction: float = 0.1
     log_every: int = 20              # optimizer steps between metrics lines
     init: str = "linear"             # linear: encoder/decoder start at the best linear map of the surface's width; random
+    precision: str = "auto"          # the experts' matmuls: fp32, bf16 (autocast), or auto = bf16 on CUDA, fp32 on the CPU
     w_reconstruction: float = 1.0
     w_contrastive: float = 0.5
     w_similarity: float = 0.5
@@ -171,6 +174,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.task not in TASKS: raise ConfigError(f"task ({self.task!r}) must be one of {TASKS}")
         if self.init not in INITS: raise ConfigError(f"init ({self.init!r}) must be one of {INITS}")
+        if self.precision not in PRECISIONS: raise ConfigError(f"precision ({self.precision!r}) must be one of {PRECISIONS}")
         if not isinstance(self.teacher, str) or not self.teacher: raise ConfigError(f"teacher ({self.teacher!r}) must be 'bundled', a model name or a folder")
         if not isinstance(self.data, str): raise ConfigError(f"data ({self.data!r}) must be a file path or '' for the bundled corpus")
         for n in ("batch_size", "epochs", "patience", "log_every"): _check_positive(n, getattr(self, n), integer=True)

@@ -52,39 +52,46 @@ def diversity_loss(pred:Tensor, target:Tensor) -> Tensor:
     return F.relu(1 - _spread(_unit(pred)) / _spread(_unit(target)).detach()).mean()
 
 # %% ../nbs/06_losses.ipynb #09857833
-def step_changes(traj:Tensor) -> Tensor:
-    "Mean absolute state change of each step of a trajectory [T+1, B, X, Y, Z, S] -> [T]."
-    return (traj[1:].float() - traj[:-1].float()).abs().flatten(1).mean(1)
+def _mean(x:Tensor, dim=None, gather=None) -> Tensor:
+    "x.mean(dim); with a `gather` (distributed training) the mean over every rank's rows: sum and count all-reduced."
+    if gather is None: return x.mean() if dim is None else x.mean(dim)
+    s = x.sum() if dim is None else x.sum(dim)
+    return gather.mean(s, x.numel() // s.numel())
 
-def dynamics_loss(traj:Tensor, floor:float, ceiling:float) -> Tensor:
+def step_changes(traj:Tensor, gather=None) -> Tensor:
+    "Mean absolute state change of each step of a trajectory [T+1, B, X, Y, Z, S] -> [T]."
+    return _mean((traj[1:].float() - traj[:-1].float()).abs().flatten(1), 1, gather)
+
+def dynamics_loss(traj:Tensor, floor:float, ceiling:float, gather=None) -> Tensor:
     "Mean over steps of relu(floor − c_t)/floor + relu(c_t − ceiling)/ceiling; zero inside the band."
     if not 0 <= floor < ceiling: raise ValueError(f"the dynamics band needs 0 <= floor < ceiling, got floor={floor}, ceiling={ceiling}")
-    c = step_changes(traj)                                        # [T]
+    c = step_changes(traj, gather)                                # [T]
     below = F.relu(floor - c) / floor if floor > 0 else torch.zeros_like(c)
     return (below + F.relu(c - ceiling) / ceiling).mean()
 
 # %% ../nbs/06_losses.ipynb #d30adf04
-def spatial_loss(states:Tensor, aggregator) -> Tensor:
+def spatial_loss(states:Tensor, aggregator, gather=None) -> Tensor:
     "Mean squared difference between each cell's state [B, X, Y, Z, S] and its local-tier mean, over cells with local neighbours."
     has_local = aggregator.counts[..., 0] > 0                     # [X, Y, Z]
     if not bool(has_local.any()): return states.new_zeros((), dtype=torch.float32)
     states = states.float()
     diff = (states - aggregator.tier_mean(states, 0).float()).pow(2).mean(-1)  # [B, X, Y, Z]
-    return diff[:, has_local].mean()
+    return _mean(diff[:, has_local], None, gather)
 
 # %% ../nbs/06_losses.ipynb #3803a6db
 LOSS_TERMS = ("reconstruction", "contrastive", "similarity", "diversity", "dynamics", "spatial")
 
-def compute_losses(pred:Tensor, target:Tensor, traj:Tensor|None, cfg:CellNetConfig, aggregator=None) -> dict:
-    "Every loss term of `LOSS_TERMS` (0-d float32 tensors) and their weighted sum under 'total'."
+def compute_losses(pred:Tensor, target:Tensor, traj:Tensor|None, cfg:CellNetConfig, aggregator=None, gather=None) -> dict:
+    "Every loss term of `LOSS_TERMS` (0-d float32 tensors) and their weighted sum under 'total'; `gather`: over every rank's batch."
     if pred.shape != target.shape or pred.ndim != 2:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must both be [B, E] with the same shape")
     t = cfg.train
+    if gather is not None: pred, target = gather.rows(pred), gather.rows(target)    # the global batch, differentiable
     zero = pred.new_zeros((), dtype=torch.float32)
     out = dict(reconstruction=reconstruction_loss(pred, target), contrastive=contrastive_loss(pred, target, t.contrastive_temperature),
                similarity=similarity_loss(pred, target), diversity=diversity_loss(pred, target),
-               dynamics=dynamics_loss(traj, t.dynamics_floor, t.dynamics_ceiling) if traj is not None else zero,
-               spatial=spatial_loss(traj[-1], aggregator) if traj is not None and aggregator is not None else zero)
+               dynamics=dynamics_loss(traj, t.dynamics_floor, t.dynamics_ceiling, gather) if traj is not None else zero,
+               spatial=spatial_loss(traj[-1], aggregator, gather) if traj is not None and aggregator is not None else zero)
     out["total"] = sum(getattr(t, f"w_{k}") * out[k] for k in LOSS_TERMS)
     return out
 

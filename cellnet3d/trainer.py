@@ -5,6 +5,7 @@
 # %% ../nbs/07_trainer.ipynb #6934377d
 from __future__ import annotations
 import hashlib, json, math, os, pickle, shlex, shutil, signal, sys, threading, time
+import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -14,14 +15,15 @@ from .config import CellNetConfig, ConfigError
 from .losses import compute_losses, gradient_shares, LOSS_TERMS
 from .model import CellNet3D
 from .linear import start_model
+from .distributed import DistContext, init_distributed
 
 # %% auto #0
 __all__ = ['LOCK_NAME', 'RUN_FILES', 'SPLITS', 'LOGGERS', 'RESUME_MAY_CHANGE', 'atomic_write', 'write_json', 'RunError',
            'RunLockedError', 'RunLock', 'run_state', 'clean_orphans', 'resolve_device', 'make_optimizer', 'lr_factor',
-           'make_scheduler', 'as_splits', 'data_fingerprint', 'batch_losses', 'evaluate_losses', 'Trainer',
-           'epoch_batches', 'read_metrics', 'TrainingDiverged', 'read_state', 'TrainingInterrupted', 'stop_on_signals',
-           'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger', 'check_loggers', 'resume_config',
-           'check_run_data', 'absolute_paths', 'train']
+           'make_scheduler', 'as_splits', 'data_fingerprint', 'unwrap', 'uses_bf16', 'batch_losses', 'evaluate_losses',
+           'Trainer', 'epoch_batches', 'read_metrics', 'TrainingDiverged', 'read_state', 'TrainingInterrupted',
+           'stop_on_signals', 'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger', 'check_loggers',
+           'resume_config', 'check_run_data', 'absolute_paths', 'train']
 
 # %% ../nbs/07_trainer.ipynb #7d8b431c
 def atomic_write(path, write) -> Path:
@@ -157,26 +159,39 @@ def data_fingerprint(splits:dict) -> str:
     return h.hexdigest()[:16]
 
 # %% ../nbs/07_trainer.ipynb #c5ba7fbb
-def batch_losses(model:CellNet3D, x:Tensor, y:Tensor, cfg:CellNetConfig) -> dict:
-    "Forward `x` through `model` (bf16 autocast on CUDA) and return `compute_losses` against `y`."
+def unwrap(model:torch.nn.Module) -> CellNet3D:
+    "The CellNet3D inside a DistributedDataParallel and/or torch.compile wrapper."
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"): model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+def uses_bf16(cfg:CellNetConfig, device) -> bool:
+    "Whether the forward pass runs under bf16 autocast: precision 'bf16', or 'auto' on CUDA."
+    p = cfg.train.precision
+    return p == "bf16" or (p == "auto" and torch.device(device).type == "cuda")
+
+def batch_losses(model:CellNet3D, x:Tensor, y:Tensor, cfg:CellNetConfig, gather=None) -> dict:
+    "Forward `x` through `model` (bf16 autocast for the matmuls when `uses_bf16`) and return `compute_losses` against `y` (in float32)."
     dev = x.device.type
-    with torch.autocast(dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
+    with torch.autocast(dev, dtype=torch.bfloat16, enabled=uses_bf16(cfg, dev)):
         pred, traj = model(x, return_trajectory=True)
-    return compute_losses(pred, y, traj, cfg, model.aggregator)
+    return compute_losses(pred, y, traj, cfg, unwrap(model).aggregator, gather)
 
 # %% ../nbs/07_trainer.ipynb #0e3710db
 @torch.no_grad()
-def evaluate_losses(model:CellNet3D, x:Tensor, y:Tensor, cfg:CellNetConfig) -> dict:
-    "Mean of every loss term over `(x, y)` in fixed batches, plus the mean cosine `cos`; model in eval mode."
+def evaluate_losses(model:CellNet3D, x:Tensor, y:Tensor, cfg:CellNetConfig, dist:DistContext|None=None) -> dict:
+    "Mean of every loss term over `(x, y)` in fixed batches, plus the mean cosine `cos`; model in eval mode. With `dist`, batch b is rank b % world's, the sums all-reduced."
+    dist = dist or DistContext()
     was_training = model.training; model.eval()
     dev = next(model.parameters()).device
-    sums, n = {}, 0
-    for i in torch.arange(len(x), device=x.device).split(cfg.train.batch_size):
+    keys = (*LOSS_TERMS, "total")
+    sums = torch.zeros(len(keys) + 1, dtype=torch.float64, device=dev)     # the terms and the row count
+    for b, i in enumerate(torch.arange(len(x), device=x.device).split(cfg.train.batch_size)):
+        if b % dist.world != dist.rank: continue
         l = batch_losses(model, x[i].to(dev), y[i].to(dev), cfg)
-        for k, v in l.items(): sums[k] = sums.get(k, 0.0) + v.detach() * len(i)
-        n += len(i)
+        sums += torch.cat([torch.stack([l[k].detach() for k in keys]).double() * len(i), sums.new_tensor([len(i)])])
     model.train(was_training)
-    out = {k: float(v) / n for k, v in sums.items()}
+    dist.all_sum(sums)
+    out = {k: float(v) for k, v in zip(keys, sums[:-1] / sums[-1])}
     out["cos"] = 1 - out["reconstruction"] / 2      # on unit vectors ‖p̂ − t̂‖² = 2 (1 − cos)
     return out
 
@@ -186,21 +201,34 @@ def _fresh_sums(device) -> dict:
     return dict(terms=torch.zeros(len(LOSS_TERMS) + 1, device=device), window=torch.zeros(len(LOSS_TERMS) + 1, device=device),
                 n=0, n_window=0, seconds=0.0)
 
+def _ddp(model:torch.nn.Module, device:torch.device):
+    "`model` in DistributedDataParallel, without re-sending its buffers at every forward (they follow from the config: equal on every rank)."
+    import inspect
+    from torch.nn.parallel import DistributedDataParallel
+    quiet = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters else "broadcast_buffers"
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, **{quiet: False})
+
 class Trainer:
     "One training run of `cfg` on `splits` into `run_dir`; a checkpoint every `checkpoint_every` steps (None: every `checkpoint_seconds`)."
     def __init__(self, cfg:CellNetConfig, splits:dict, run_dir, device="auto", progress=True,
-                 checkpoint_every:int|None=None, checkpoint_seconds:float=300.0, loggers=()):
+                 checkpoint_every:int|None=None, checkpoint_seconds:float=300.0, loggers=(), dist:DistContext|None=None,
+                 compile:bool=False):
         if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1):
             raise ValueError(f"checkpoint_every ({checkpoint_every!r}) must be a positive number of optimizer steps, or None (every {checkpoint_seconds:g} s)")
         self.cfg, self.splits, self.run_dir, self.progress = cfg, splits, Path(run_dir), progress
         self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
         self.loggers = list(loggers)                                     # more sinks of every record (e.g. TensorBoardLogger)
+        self.dist = dist or DistContext()                                # one process, or this rank of a torchrun group
         self.device = resolve_device(device)
         self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in splits.items()}   # small: moved once
         self.fingerprint = data_fingerprint(splits)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main: self.run_dir.mkdir(parents=True, exist_ok=True)
         model, self.start_info = start_model(cfg, splits["train"], splits["val"])   # seeded; warm-started when init = "linear"
         self.model = model.to(self.device)
+        self.fwd = self.model                                            # what the training step calls: DDP and/or compiled
+        if self.dist.active:
+            self.fwd = _ddp(self.model, self.device)
+        if compile: self.fwd = torch.compile(self.fwd)
         self.opt = make_optimizer(self.model, cfg)
         self.steps_per_epoch = math.ceil(len(splits["train"][0]) / cfg.train.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
@@ -219,7 +247,8 @@ def epoch_batches(n:int, batch_size:int, seed:int, epoch:int) -> list:
 # %% ../nbs/07_trainer.ipynb #70659f94
 @patch
 def log(self:Trainer, record:dict):
-    "Append one JSON line to the run's metrics.jsonl (the source of truth), then hand the record to every logger."
+    "Append one JSON line to the run's metrics.jsonl (the source of truth), then hand the record to every logger; rank 0 only."
+    if not self.dist.is_main: return
     with open(self.run_dir / "metrics.jsonl", "a") as f: f.write(json.dumps(record) + "\n")
     for lg in self.loggers: lg.log(record)
 
@@ -241,7 +270,8 @@ class TrainingDiverged(RunError):
 @patch
 def train_step(self:Trainer, xb:Tensor, yb:Tensor) -> Tensor:
     "One optimizer step on a batch; the loss terms and total [7] times the batch size. Non-finite values raise `TrainingDiverged` first."
-    l = batch_losses(self.model, xb, yb, self.cfg)
+    d = self.dist
+    l = batch_losses(self.fwd, d.shard(xb), d.shard(yb), self.cfg, d.gather)   # the global batch's losses on every rank
     self.opt.zero_grad(set_to_none=True)
     l["total"].backward()
     norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)   # before clipping
@@ -272,6 +302,14 @@ def checkpoint_due(self:Trainer) -> bool:
     return time.perf_counter() - self.last_saved >= self.checkpoint_seconds
 
 @patch
+def stop_requested(self:Trainer) -> bool:
+    "Whether SIGINT/SIGTERM reached this process — or, under torchrun, any rank (so that all stop at the same step)."
+    if not self.dist.active: return self.stop_signal is not None
+    if self.dist.any(self.stop_signal is not None):
+        self.stop_signal = self.stop_signal or signal.SIGTERM; return True
+    return False
+
+@patch
 def train_epoch(self:Trainer) -> dict:
     "Run the rest of the current epoch (a resume may start inside it); return the mean of each loss term."
     from tqdm.auto import tqdm
@@ -296,10 +334,10 @@ def train_epoch(self:Trainer) -> dict:
                           samples_per_s=rate, cell_steps_per_s=rate * cell_steps, grad_norm=float(self.last_grad_norm)))
             bar.set_postfix(loss=f"{means['total']:.4f}", samples_s=f"{rate:.0f}", cell_steps_s=f"{rate * cell_steps:.3g}")
             sums["window"].zero_(); sums["n_window"] = 0
-        if i < self.steps_per_epoch and (self.stop_signal is not None or self.checkpoint_due()):   # the epoch's end checkpoints anyway
+        if i < self.steps_per_epoch and (self.stop_requested() or self.checkpoint_due()):   # the epoch's end checkpoints anyway
             sums["seconds"] += time.perf_counter() - since
             self.save_state(); since = time.perf_counter()
-            if self.stop_signal is not None: bar.close(); raise self.interrupted()
+            if self.stop_requested(): bar.close(); raise self.interrupted()
     seconds = sums["seconds"] + time.perf_counter() - since
     out = dict(zip((*LOSS_TERMS, "total"), (sums["terms"] / sums["n"]).tolist()))
     out.update(seconds=seconds, samples_per_s=sums["n"] / seconds, cell_steps_per_s=sums["n"] * cell_steps / seconds)
@@ -311,6 +349,7 @@ def train_epoch(self:Trainer) -> dict:
 @patch
 def save_weights(self:Trainer, name:str) -> Path:
     "Write the model's weights with `CellNet3D.save` (config and teacher_dim in the metadata) to `run_dir/name`, atomically."
+    if not self.dist.is_main: return self.run_dir / name                   # one writer: rank 0
     return atomic_write(self.run_dir / name, self.model.save)
 
 # %% ../nbs/07_trainer.ipynb #ea2ad1e0
@@ -332,8 +371,10 @@ def state_dict(self:Trainer) -> dict:
 @patch
 def save_state(self:Trainer) -> Path:
     "Write trainer_state.pt atomically."
-    state = self.state_dict()
-    path = atomic_write(self.run_dir / "trainer_state.pt", lambda p: torch.save(state, p))
+    path = self.run_dir / "trainer_state.pt"
+    if self.dist.is_main:                                                  # one writer: rank 0
+        state = self.state_dict()
+        atomic_write(path, lambda p: torch.save(state, p))
     self.saved_step, self.last_saved = self.step, time.perf_counter()
     return path
 
@@ -452,11 +493,12 @@ def update_best(self:Trainer, val_total:float) -> bool:
 @patch
 def validate(self:Trainer) -> dict:
     "Every loss term and the cosine on the validation split."
-    return evaluate_losses(self.model, *self.data["val"], self.cfg)
+    return evaluate_losses(self.model, *self.data["val"], self.cfg, self.dist)
 
 @patch
 def log_gradient_shares(self:Trainer) -> dict:
-    "Log each loss term's share of the gradient norm on the first validation batch (no optimizer step)."
+    "Log each loss term's share of the gradient norm on the first validation batch (no optimizer step); rank 0 only."
+    if not self.dist.is_main: return {}
     x, y = self.data["val"]
     n = self.cfg.train.batch_size
     shares = gradient_shares(batch_losses(self.model, x[:n], y[:n], self.cfg), [p for p in self.model.parameters() if p.requires_grad], self.cfg)
@@ -483,7 +525,7 @@ def end_epoch(self:Trainer, train_means:dict):
     self.save_weights("last.safetensors")
     if self.epoch >= t.epochs: self.finished = True
     self.save_state()
-    save_curves(self.run_dir)
+    if self.dist.is_main: save_curves(self.run_dir)
     if self.progress:
         tqdm.write(f"epoch {self.epoch}/{t.epochs}  train {train_means['total']:.4f}  val {val['total']:.4f}  "
                    f"val cos {val['cos']:.4f}{'  (best)' if better else ''}  {train_means['seconds']:.1f} s  "
@@ -496,14 +538,16 @@ def end_epoch(self:Trainer, train_means:dict):
 def finish(self:Trainer) -> dict:
     "Reload the best weights, score them on val and test, write results.json; return it."
     from safetensors.torch import load_file
+    self.dist.barrier()                                                    # rank 0 has written the best weights
     self.model.load_state_dict(load_file(str(self.run_dir / "model.safetensors"), device=str(self.device)))
-    val = evaluate_losses(self.model, *self.data["val"], self.cfg)
-    test = evaluate_losses(self.model, *self.data["test"], self.cfg)
+    val = evaluate_losses(self.model, *self.data["val"], self.cfg, self.dist)
+    test = evaluate_losses(self.model, *self.data["test"], self.cfg, self.dist)
     res = dict(val=val, test=test, test_cosine=test["cos"], val_cosine=val["cos"], best_epoch=self.best_epoch,
                epochs=self.epoch, steps=self.step, stopped_early=self.stopped_early, train_seconds=self.elapsed,
                n={k: len(self.splits[k][0]) for k in SPLITS}, teacher_dim=self.model.teacher_dim,
                parameters=sum(p.numel() for p in self.model.parameters()), device=str(self.device), **self.start_info)
-    write_json(self.run_dir / "results.json", res)
+    res["processes"] = self.dist.world
+    if self.dist.is_main: write_json(self.run_dir / "results.json", res)
     return res
 
 # %% ../nbs/07_trainer.ipynb #70b90bb0
@@ -514,7 +558,7 @@ def fit(self:Trainer, stop_after_epoch:int|None=None) -> Path:
     if self.step == 0 and not self.finished: self.log_gradient_shares()     # the shares at the start
     while not self.finished:
         self.end_epoch(self.train_epoch()); trained = True
-        if self.stop_signal is not None and not self.finished: raise self.interrupted()
+        if not self.finished and self.stop_requested(): raise self.interrupted()
         if stop_after_epoch is not None and self.epoch >= stop_after_epoch and not self.finished: return self.run_dir
     if trained or not (self.run_dir / "results.json").exists(): self.finish()
     return self.run_dir
@@ -630,34 +674,46 @@ def _check_epochs(tr:Trainer):
 
 def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resume=None, progress=True,
           stop_after_epoch:int|None=None, checkpoint_every:int|None=None, checkpoint_seconds:float=300.0,
-          loggers=()) -> Path:
-    "Train a CellNet3D on `data` (default: the config's corpus and teacher) into a run folder; return its path. `loggers`: names in `LOGGERS`."
+          loggers=(), compile:bool=False) -> Path:
+    "Train a CellNet3D on `data` (default: the config's corpus and teacher) into a run folder; return its path. `loggers`: names in `LOGGERS`. Under torchrun: DDP over its processes."
     loggers = check_loggers(loggers)
-    device = resolve_device(device)
+    dist, device = init_distributed(resolve_device(device))              # one process, or this rank of torchrun's group
+    if not dist.is_main: progress, loggers = False, ()                   # one progress bar and one writer: rank 0
     if resume is not None: run, cfg = Path(resume), resume_config(resume, cfg)
     else: run, cfg = _new_run_dir(out), cfg or CellNetConfig.preset("default")
     if resume is not None and data is None: check_run_data(cfg, run)
+    if not dist.is_main: dist.barrier()                                  # rank 0 embeds (and caches) the texts first
     splits = as_splits(data, cfg, progress=progress)                  # data and teacher checked before any folder is made
+    if dist.is_main: dist.barrier()
     cfg = absolute_paths(cfg)                                         # stored absolute; messages above showed them as given
-    if out is None and resume is None:
+    if out is None and resume is None and dist.is_main:
         while run.exists(): run = run.with_name(run.name + "+")
-    run.mkdir(parents=True, exist_ok=True)
-    with RunLock(run):
+    run = Path(dist.broadcast(str(run)))                              # every rank: the folder rank 0 chose
+    if dist.is_main: run.mkdir(parents=True, exist_ok=True)
+    with RunLock(run) if dist.is_main else contextlib.nullcontext():
         state = run_state(run)                                        # again, under the lock: another writer may have been first
         if resume is None and state == "checkpoint": raise _holds_run_error(run)
-        if state != "checkpoint":
+        if state != "checkpoint" and dist.is_main:
             for name in RUN_FILES: (run / name).unlink(missing_ok=True)   # a run that never checkpointed starts again in place
             shutil.rmtree(run / "tensorboard", ignore_errors=True)
         tr = Trainer(cfg, splits, run, device=device, progress=progress, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
-                     loggers=[LOGGERS[n](run) for n in loggers])
+                     loggers=[LOGGERS[n](run) for n in loggers], dist=dist, compile=compile)
         if state == "checkpoint": tr.load_state(); _check_epochs(tr)
-        clean_orphans(run)                                            # only now: a refused resume leaves the folder as it was
-        write_json(run / "config.json", cfg.to_dict())
+        if dist.is_main:
+            clean_orphans(run)                                        # only now: a refused resume leaves the folder as it was
+            write_json(run / "config.json", cfg.to_dict())
+        dist.barrier()                                                # every rank has read the folder before rank 0 writes to it
         try:
             with stop_on_signals(tr): return tr.fit(stop_after_epoch)
         except OSError as e:
             kept = f"the last checkpoint (step {tr.saved_step}) is intact" if tr.saved_step is not None else "no checkpoint had been written"
             raise RunError(f"could not write the run in {str(run)!r}: {_one_line(e)}; {kept}; free the space (or fix the folder) and "
                            f"continue with `cellnet3d train --resume {run}`") from e
+        except RuntimeError as e:
+            if not dist.active: raise
+            kept = f"the last checkpoint (step {tr.saved_step}) is intact" if tr.saved_step is not None else "no checkpoint had been written"
+            raise RunError(f"rank {dist.rank} of {dist.world}: a collective failed, another process of the run has stopped "
+                           f"({_one_line(e, 160)}); {kept}; see that rank's error above, then continue with "
+                           f"`cellnet3d train --resume {run} --nproc {dist.world}`") from None
         finally:
             for lg in tr.loggers: lg.close()
