@@ -103,13 +103,14 @@ def load_run(run_dir, device="auto") -> tuple:
     "(config, best model in eval mode, DataBundle rebuilt from the run's config through the cache) of a run folder."
     from cellnet3d.config import CellNetConfig
     from cellnet3d.model import CellNet3D
-    from cellnet3d.trainer import resolve_device
+    from cellnet3d.trainer import resolve_device, check_run_data
     from cellnet3d.data import load_dataset
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "model.safetensors").is_file():
         raise FileNotFoundError(f"{str(run_dir)!r} is not a finished run folder: it needs config.json and model.safetensors (written by `cellnet3d train`)")
     cfg = CellNetConfig.load(run_dir / "config.json")
     model = CellNet3D.load(run_dir / "model.safetensors", device=resolve_device(device), config_file=run_dir / "config.json")
+    check_run_data(cfg, run_dir)
     return cfg, model, load_dataset(cfg, expected_dim=model.teacher_dim, progress=False)
 
 def ask(run_dir, question:str, k:int=5, device="auto", rerank:bool=False) -> str:

@@ -344,7 +344,7 @@ def evaluate_run(run_dir, device="auto", data=None, baselines:tuple=BASELINES) -
     "Score a run's best model and the baselines on its test split; write them into results.json['evaluation'] and return them."
     from cellnet3d.config import CellNetConfig
     from cellnet3d.model import CellNet3D
-    from cellnet3d.trainer import resolve_device, write_json, RunError
+    from cellnet3d.trainer import resolve_device, write_json, RunError, check_run_data
     from cellnet3d.data import load_dataset
     run_dir, device = Path(run_dir), resolve_device(device)
     if not (run_dir / "config.json").is_file() or not (run_dir / "model.safetensors").is_file():
@@ -357,6 +357,7 @@ def evaluate_run(run_dir, device="auto", data=None, baselines:tuple=BASELINES) -
     cfg = CellNetConfig.load(run_dir / "config.json")
     model = CellNet3D.load(run_dir / "model.safetensors", device=device, config_file=run_dir / "config.json")
     if not (hasattr(data, "splits") or isinstance(data, (dict, tuple, list, Tensor))):   # None, a path, TextPairs, PairEmbeddings
+        if data is None: check_run_data(cfg, run_dir)
         data = load_dataset(cfg, data=data, expected_dim=model.teacher_dim, progress=False)
     _check_same_splits(run_dir, data, cfg)
     res = evaluate_model(model, data, cfg, baselines=baselines, device=device)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_trainer.ipynb #6934377d
 from __future__ import annotations
-import hashlib, json, math, os, pickle, shlex, signal, sys, threading, time
+import hashlib, json, math, os, pickle, shlex, shutil, signal, sys, threading, time
 import contextlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +23,7 @@ __all__ = ['LOCK_NAME', 'RUN_FILES', 'SPLITS', 'LOGGERS', 'RESUME_MAY_CHANGE', '
            'make_scheduler', 'as_splits', 'data_fingerprint', 'unwrap', 'uses_bf16', 'batch_losses', 'evaluate_losses',
            'Trainer', 'epoch_batches', 'read_metrics', 'TrainingDiverged', 'read_state', 'TrainingInterrupted',
            'stop_on_signals', 'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger', 'check_loggers',
-           'resume_config', 'absolute_paths', 'train']
+           'resume_config', 'check_run_data', 'absolute_paths', 'train']
 
 # %% ../nbs/07_trainer.ipynb #7d8b431c
 def atomic_write(path, write) -> Path:
@@ -644,6 +644,14 @@ def resume_config(run, cfg:CellNetConfig|None=None) -> CellNetConfig:
                                   f"(only {list(RESUME_MAY_CHANGE)} may change)")
     return cfg
 
+def check_run_data(cfg:CellNetConfig, run):
+    "Refuse a run whose config names a data file that is not there, saying the path came from the run's config.json."
+    d = cfg.train.data
+    if d and not Path(d).expanduser().is_file():
+        rel = "" if Path(d).is_absolute() else f", relative to the current directory {str(Path.cwd())!r}"
+        raise RunError(f"the run's data file {d!r} (from {str(Path(run) / 'config.json')!r}) does not exist{rel}; put it back, "
+                       "or pass the same data explicitly")
+
 def absolute_paths(cfg:CellNetConfig) -> CellNetConfig:
     "`cfg` with its data file and a teacher given as a folder made absolute, so a run reads the same files from any directory."
     from cellnet3d.teacher import _looks_like_path
@@ -673,9 +681,7 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
     if not dist.is_main: progress, loggers = False, ()                   # one progress bar and one writer: rank 0
     if resume is not None: run, cfg = Path(resume), resume_config(resume, cfg)
     else: run, cfg = _new_run_dir(out), cfg or CellNetConfig.preset("default")
-    if resume is not None and data is None and cfg.train.data and not Path(cfg.train.data).is_file():
-        raise RunError(f"the run's data file {cfg.train.data!r} (from {str(run / 'config.json')!r}) does not exist; put it back, or "
-                       "resume with the same data passed explicitly")
+    if resume is not None and data is None: check_run_data(cfg, run)
     if not dist.is_main: dist.barrier()                                  # rank 0 embeds (and caches) the texts first
     splits = as_splits(data, cfg, progress=progress)                  # data and teacher checked before any folder is made
     if dist.is_main: dist.barrier()
@@ -689,6 +695,7 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
         if resume is None and state == "checkpoint": raise _holds_run_error(run)
         if state != "checkpoint" and dist.is_main:
             for name in RUN_FILES: (run / name).unlink(missing_ok=True)   # a run that never checkpointed starts again in place
+            shutil.rmtree(run / "tensorboard", ignore_errors=True)
         tr = Trainer(cfg, splits, run, device=device, progress=progress, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
                      loggers=[LOGGERS[n](run) for n in loggers], dist=dist, compile=compile)
         if state == "checkpoint": tr.load_state(); _check_epochs(tr)

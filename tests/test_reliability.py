@@ -37,6 +37,16 @@ def run_main(*args, cwd=None):
     return code, out.getvalue(), err.getvalue()
 
 
+@contextlib.contextmanager
+def no_evaluation():
+    "`train` then prints the run's own results instead of fitting the evaluation's baselines (seconds each, and not what these tests are about)."
+    import importlib.util
+    real = importlib.util.find_spec
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cellnet3d.evaluate" else real(name, *a))
+        yield
+
+
 def snapshot(folder) -> dict:
     "{name: sha256} of the files in `folder` (the lock file aside: every writer records its pid there); None if there is no folder."
     folder = Path(folder)
@@ -58,7 +68,7 @@ def work(tmp_path_factory):
     save_file({"embeddings": x}, str(d / "emb.safetensors"))
     (d / "small.txt").write_text("one sentence\nanother sentence\n")
     (d / "notes.bin").write_bytes(b"\x00\x01 not a data file")
-    code, out, err = run_main("train", *TINY, "--epochs", "2", "--data", d / "emb.safetensors", "--out", d / "base", cwd=d)
+    with no_evaluation(): code, out, err = run_main("train", *TINY, "--epochs", "2", "--data", d / "emb.safetensors", "--out", d / "base", cwd=d)
     assert code == 0, err
     return d
 
@@ -136,6 +146,9 @@ CASES = [
     ("resume: --preset", ["train", "--resume", "{run}", "--preset", "tiny"], "orphan", 2, "--resume continues a run with its own config", "unchanged"),
     ("resume: relative data in an old config", ["train", "--resume", "{run}"], "relative data", 2,
      "the run's data file 'emb.safetensors' (from '{run}/config.json') does not exist", "unchanged"),
+    ("eval: relative data in an old config", ["eval", "{run}", "--device", "cpu"], "relative data", 2,
+     "the run's data file 'emb.safetensors' (from '{run}/config.json') does not exist, relative to the current directory", "unchanged"),
+    ("ask: relative data in an old config", ["ask", "{run}", "hi"], "relative data", 2, "the run's data file 'emb.safetensors' (from", "unchanged"),
     # damaged files: eval, ask, resume
     ("eval: weights cut short", ["eval", "{run}", "--device", "cpu"], "cut weights", 2, "model.safetensors' is not a readable safetensors file", "unchanged"),
     ("ask: weights cut short", ["ask", "{run}", "hello"], "cut weights", 2, "model.safetensors' is not a readable safetensors file", "unchanged"),
@@ -172,7 +185,8 @@ def test_case(work, name, argv, how, code, phrase, state):
     watched = {"unchanged small": work / "small.txt", "unchanged work": work}.get(state, run)
     before = snapshot(watched)
     (work / "cases").mkdir(exist_ok=True)
-    got, out, err = run_main(*map(fill, argv), cwd=work / "cases")          # where no data file lies: relative paths do not resolve
+    with no_evaluation() if argv[0] == "train" else contextlib.nullcontext():
+        got, out, err = run_main(*map(fill, argv), cwd=work / "cases")      # where no data file lies: relative paths do not resolve
     assert got == code, (got, out[-2000:], err[-2000:])
     assert "Traceback" not in err, err
     if phrase:
@@ -214,7 +228,7 @@ def test_diverging_run_stops_before_writing_nan(work, tmp_path):
     assert code == 2 and "the last checkpoint (step 1)" in err and "is unchanged and finite" in err, err
     assert read_state(run2 / "trainer_state.pt")["step"] == 1 and finite_state(run2 / "trainer_state.pt")
     # the folder without a checkpoint is no dead end: a new run with a sane lr starts in it, and so does --resume
-    code, out, err = run_main("train", *TINY, "--epochs", "1", "--data", work / "emb.safetensors", "--out", run)
+    with no_evaluation(): code, out, err = run_main("train", *TINY, "--epochs", "1", "--data", work / "emb.safetensors", "--out", run)
     assert code == 0 and (run / "results.json").is_file(), err
     assert [r["epoch"] for r in read_metrics(run) if r["kind"] == "epoch"] == [1]
 
@@ -224,7 +238,7 @@ def test_started_folder_resumes_from_step_0(work, tmp_path):
     run = tmp_path / "run"; run.mkdir()
     shutil.copy(work / "base" / "config.json", run / "config.json")
     (run / "metrics.jsonl").write_text('{"kind": "step", "step": 1}\n{"kind": "st')
-    code, out, err = run_main("train", "--resume", run, "--epochs", "1", "--quiet")
+    with no_evaluation(): code, out, err = run_main("train", "--resume", run, "--epochs", "1", "--quiet")
     assert code == 0, err
     assert read_state(run / "trainer_state.pt")["epoch"] == 1 and read_metrics(run)[0]["kind"] == "grad_shares"
 
@@ -244,10 +258,11 @@ def test_disk_full_names_the_folder_and_the_resume(work, tmp_path, monkeypatch):
 
 def test_relative_data_is_stored_absolute(work, tmp_path):
     run = tmp_path / "run"
-    code, out, err = run_main("train", *TINY, "--epochs", "1", "--data", "emb.safetensors", "--out", run, cwd=work)
-    assert code == 0, err
-    assert CellNetConfig.load(run / "config.json").train.data == str(work / "emb.safetensors")
-    code, out, err = run_main("train", "--resume", run, "--epochs", "2", "--quiet", cwd=tmp_path)     # from elsewhere
+    with no_evaluation():
+        code, out, err = run_main("train", *TINY, "--epochs", "1", "--data", "emb.safetensors", "--out", run, cwd=work)
+        assert code == 0, err
+        assert CellNetConfig.load(run / "config.json").train.data == str(work / "emb.safetensors")
+        code, out, err = run_main("train", "--resume", run, "--epochs", "2", "--quiet", cwd=tmp_path)     # from elsewhere
     assert code == 0 and read_state(run / "trainer_state.pt")["epoch"] == 2, err
 
 
