@@ -82,4 +82,6 @@ def test_a_killed_rank_ends_the_run(tmp_path):
     from cellnet3d import CellNet3D
     state = read_state(run / "trainer_state.pt")                          # the last checkpoint stays loadable
     assert state["step"] >= 1
-    CellNet3D.load(run / "last.safetensors") if (run / "last.safetensors").exists() else None
+    model = CellNet3D.load(run / "model.safetensors") if (run / "model.safetensors").exists() else None   # only after a whole epoch
+    assert model is None or all(p.isfinite().all() for p in model.parameters())
+    assert all(v.isfinite().all() for v in state["model"].values())
