@@ -14,13 +14,14 @@ from .linear import (LinearBaseline, LinearStart, RIDGES, fit_mean, fit_sim, fit
                               fit_linear_start, start_model, surface_size, warm_start_)
 
 # %% auto #0
-__all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'unit_rows', 'cosine_to_target', 'centred_cosine', 'r2_score',
+__all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'MAKE_HERE', 'unit_rows', 'cosine_to_target', 'centred_cosine', 'r2_score',
            'prediction_spread', 'dedupe', 'retrieval_ranks', 'recall_at_k', 'mean_reciprocal_rank', 'score_predictions',
            'count_parameters', 'mlp_width_for', 'MatchedMLP', 'SurfaceMLP', 'train_like_cube', 'train_mlp',
            'train_surface_mlp', 'headline_metric', 'model_label', 'format_results', 'plot_metrics', 'recall_curve',
            'plot_recall_curves', 'fit_baselines', 'fit_baselines_names', 'predict_embeddings', 'sentence_bank',
            'evaluate_model', 'evaluate_run', 'signal_by_depth', 'plot_signal_by_depth', 'summarize_seeds',
-           'evaluate_seeds', 'ablation_variants', 'compare_configs', 'plot_comparison', 'comparison_table']
+           'evaluate_seeds', 'ablation_variants', 'variant_folder', 'compare_configs', 'plot_comparison',
+           'comparison_table', 'missing_runs', 'runs_ready']
 
 # %% ../nbs/08_eval.ipynb #7fdccf20
 def unit_rows(x:Tensor) -> Tensor:
@@ -413,8 +414,9 @@ def _run_state(run:Path, cfg) -> str:
 def evaluate_seeds(cfg, seeds:tuple=(0, 1, 2), data=None, out="runs/seeds", device="auto", baselines:tuple=BASELINES, progress=False) -> dict:
     "Train and evaluate `cfg` once per seed into `out/seed-N`; the results summarised as mean ± std."
     from cellnet3d.trainer import train
+    from tqdm.auto import tqdm
     runs = []
-    for s in seeds:
+    for s in tqdm(seeds, desc=f"{out}: seeds", unit="run", disable=not progress or len(seeds) < 2):
         c, run = cfg.replace(seed=s), Path(out) / f"seed-{s}"
         state = _run_state(run, c)
         if state == "other":
@@ -441,12 +443,17 @@ def ablation_variants(cfg) -> dict:
     out["mean+dipole"] = dict(perception="mean+dipole")
     return out
 
+def variant_folder(out, name:str) -> Path:
+    "The folder of variant `name` under `out`: its name with anything but letters, digits and -_. replaced by -."
+    return Path(out) / "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
 def compare_configs(cfg, variants:dict, seeds:tuple=(0,), data=None, out="runs/compare", device="auto",
                     baselines:tuple=("pca", "regression", "start"), progress=False) -> dict:
     "{variant: seed summary} of `cfg.replace(**overrides)` for each named variant, runs in `out/<variant>`."
+    from tqdm.auto import tqdm
     out, res = Path(out), {}
-    for name, over in variants.items():
-        folder = out / "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    for name, over in tqdm(variants.items(), desc=f"{out}: variants", unit="variant", disable=not progress):
+        folder = variant_folder(out, name)
         res[name] = evaluate_seeds(cfg.replace(**over), seeds, data=data, out=folder, device=device, baselines=baselines, progress=progress)
     return res
 
@@ -484,3 +491,21 @@ def comparison_table(results:dict, metric:str="mrr") -> str:
         gain = "—" if g is None else _cell(g, False).strip()
         lines.append(f"| {name} | {m:.3f} ± {s:.3f} | {gain} | {'—' if name == ref_name else f'{d:+.3f}{flag}'} |")
     return "\n".join(lines)
+
+# %% ../nbs/08_eval.ipynb #d8bb19ed
+def missing_runs(cfg, seeds:tuple=(0,), out="runs/seeds", variants:dict|None=None) -> list:
+    "Run folders that `evaluate_seeds` (or `compare_configs` with `variants`) would still have to train."
+    if variants is not None:
+        return [r for name, over in variants.items() for r in missing_runs(cfg.replace(**over), seeds, variant_folder(out, name))]
+    return [str(Path(out) / f"seed-{s}") for s in seeds if _run_state(Path(out) / f"seed-{s}", cfg.replace(seed=s)) != "finished"]
+
+MAKE_HERE = "set MAKE_RUNS = True in this cell and run it to make them"
+
+def runs_ready(missing:list, make:bool=False, epochs:int|None=None, what:str="these results", how:str=MAKE_HERE) -> bool:
+    "True when no run is missing or `make` is set; otherwise print which runs are missing and how to make them."
+    if not missing or make: return True
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    budget = f" of up to {epochs} epochs" if epochs else ""
+    print(f"{what}: {len(missing)} run{'s' * (len(missing) > 1)}{budget} not on disk yet ({shown}). They take minutes each on a CPU: "
+          f"{how} (finished runs are reused, interrupted ones resume).")
+    return False
