@@ -228,7 +228,7 @@ def plot_metrics(results:dict, metrics:tuple=None):
         fig.add_bar(name=model_label(name, k), x=[_HEADERS[m] for m in metrics], y=[v for v, _ in ms],
                     error_y=dict(type="data", array=err) if any(e is not None for e in err) else None)
     fig.update_layout(barmode="group", title=f"{results.get('task', '')}: student vs baselines on the test split",
-                      yaxis_title="score", legend_title="model")
+                      yaxis_title="score", legend_title="model", height=450, width=900)
     return fig
 
 # %% ../nbs/08_eval.ipynb #e54a4029
@@ -242,11 +242,12 @@ def plot_recall_curves(results:dict):
     "Plotly lines of recall@k against k (log axis), one per model."
     import plotly.graph_objects as go
     fig = go.Figure()
+    ks = sorted({k for c in results["curves"].values() for k in c["k"]})
     for name, c in results["curves"].items():
         fig.add_scatter(x=c["k"], y=c["recall"], mode="lines+markers", name=model_label(name, results.get("surface_size")))
     what = "answer" if results.get("task") == "dialogue" else "target"
     fig.update_layout(title=f"recall@k of the right {what} among {results.get('n', {}).get('unique_targets', '?')} unique test {what}s",
-                      xaxis=dict(type="log", title="k"), yaxis=dict(title="recall@k", range=[0, 1.02]))
+                      xaxis=dict(type="log", title="k", tickvals=ks, ticktext=[str(k) for k in ks]), yaxis=dict(title="recall@k", range=[0, 1.02]), legend_title="model", height=450, width=800)
     return fig
 
 # %% ../nbs/08_eval.ipynb #0cde955c

@@ -131,23 +131,32 @@ def trajectory_activity(traj, sample:int=0):
     t = traj[:, sample].detach().float().cpu()
     return (t[1:] - t[:-1]).norm(dim=-1)
 
-def plot_trajectory(traj, sample:int=0, title:str="state change per step"):
-    "Plotly 3D scatter of the cells coloured by their change in each step, with a step slider."
+def _activity_scatter(act_t, xyz, hi:float):
+    "One Scatter3d of the cells `xyz` [K, 3] coloured and sized by their change `act_t` [X, Y, Z] on the scale [0, hi]."
     import plotly.graph_objects as go
+    v = act_t[xyz[:, 0], xyz[:, 1], xyz[:, 2]]
+    return go.Scatter3d(x=xyz[:, 0].tolist(), y=xyz[:, 1].tolist(), z=xyz[:, 2].tolist(), mode="markers", name="cells",
+                        text=[f"‖Δs‖ = {a:.3f}" for a in v.tolist()],
+                        marker=dict(color=v.tolist(), cmin=0, cmax=hi, colorscale="Viridis", size=(2 + 8 * v / hi).tolist(),
+                                    colorbar=dict(title="‖Δs‖", len=0.8)))
+
+def plot_trajectory(traj, sample:int=0, title:str="state change per step"):
+    "Plotly 3D scatter of the cells coloured by their change in each step, with a step slider and a play button."
+    import plotly.graph_objects as go
+    from cellnet3d.lattice import scene_layout, view_stride, stride_note, VIEW_HEIGHT, VIEW_WIDTH
     act = trajectory_activity(traj, sample)                            # [T, X, Y, Z]
     T, X, Y, Z = act.shape
-    xyz = torch.stack(torch.meshgrid(torch.arange(X), torch.arange(Y), torch.arange(Z), indexing="ij"), -1).view(-1, 3)
+    s = view_stride((X, Y, Z))
+    xyz = torch.stack(torch.meshgrid(*(torch.arange(0, n, s) for n in (X, Y, Z)), indexing="ij"), -1).view(-1, 3)
     hi = float(act.max()) or 1.0
-    def scatter(t):
-        v = act[t].reshape(-1)
-        return go.Scatter3d(x=xyz[:, 0].tolist(), y=xyz[:, 1].tolist(), z=xyz[:, 2].tolist(), mode="markers",
-                            text=[f"‖Δs‖ = {a:.3f}" for a in v.tolist()],
-                            marker=dict(color=v.tolist(), cmin=0, cmax=hi, colorscale="Viridis", size=(2 + 8 * v / hi).tolist(),
-                                        colorbar=dict(title="‖Δs‖")))
-    frames = [go.Frame(data=[scatter(t)], name=str(t + 1)) for t in range(T)]
-    slider = dict(active=0, currentvalue=dict(prefix="step "), steps=[
-        dict(label=str(t + 1), method="animate", args=[[str(t + 1)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
-        for t in range(T)])
-    return go.Figure(data=[scatter(0)], frames=frames,
-                     layout=dict(title=title, sliders=[slider], margin=dict(l=0, r=0, t=40, b=0),
-                                 scene=dict(xaxis_title="x", yaxis_title="y", zaxis_title="z (front → back)")))
+    frames = [go.Frame(data=[_activity_scatter(act[t], xyz, hi)], name=str(t + 1)) for t in range(T)]
+    anim = lambda d: dict(mode="immediate", frame=dict(duration=d, redraw=True), transition=dict(duration=0))
+    slider = dict(active=0, currentvalue=dict(prefix="step "), x=0.12, len=0.88, y=0.02, steps=[
+        dict(label=str(t + 1), method="animate", args=[[str(t + 1)], anim(0)]) for t in range(T)])
+    play = dict(type="buttons", direction="left", x=0.0, y=0.02, xanchor="left", yanchor="top", buttons=[
+        dict(label="▶ play", method="animate", args=[None, dict(anim(600), fromcurrent=True)]),
+        dict(label="❚❚", method="animate", args=[[None], anim(0)])])
+    return go.Figure(data=[_activity_scatter(act[0], xyz, hi)], frames=frames,
+                     layout=dict(title=title + stride_note((X, Y, Z), s), sliders=[slider], updatemenus=[play],
+                                 margin=dict(l=0, r=0, t=50, b=80), height=VIEW_HEIGHT + 60, width=VIEW_WIDTH,
+                                 scene=scene_layout((X, Y, Z), "z (front → back)")))
