@@ -110,7 +110,8 @@ SHUTDOWN_JS = """async () => { const p = window.jupyterapp.shell.currentWidget; 
 def figure_state(page, index:int) -> str:
     "A fingerprint of plotly figure `index` of the open notebook: its title and the sizes of its traces."
     return page.evaluate("""i => { const gd = window.jupyterapp.shell.currentWidget.content.node.querySelectorAll('.js-plotly-plot')[i];
-        return JSON.stringify([gd.layout?.title?.text, (gd.data || []).map(t => [t.name, (t.x || []).length, (t.x || []).slice(0, 50)])]); }""", index)
+        return JSON.stringify([gd.layout?.title?.text, (gd.data || []).map(t => [t.name, (t.x || []).length, (t.x || []).slice(0, 50),
+                               Array.isArray(t.marker?.color) ? t.marker.color.slice(0, 50) : t.marker?.color])]); }""", index)
 
 
 def press_slider(page, label:str, key:str="ArrowRight", times:int=1):
@@ -170,10 +171,21 @@ def check_interaction(page, name:str, shots:Path):
         assert after != before, f"moving the 'local' slider did not change the text:\n{before}"
     elif name == "01_lattice.ipynb":
         n = len(page.evaluate(PLOTS_JS))
+        view = page.locator(".js-plotly-plot").nth(n - 1)                 # the explorer's FigureWidget, the last figure
+        view.scroll_into_view_if_needed(); page.wait_for_timeout(1000)
+        view.screenshot(path=str(shots / "tiers.png"))
         before = figure_state(page, n - 1)
         press_slider(page, "radius", "ArrowLeft", 5)
         after = figure_state(page, n - 1)
         assert after != before, "moving the 'radius' slider did not change the tier view"
-        page.locator(".js-plotly-plot").nth(0).screenshot(path=str(shots / "tiers.png"))
     elif name == "04_model.ipynb":
-        pass
+        explorer = page.locator(".widget-vbox", has=page.locator(".widget-text")).last
+        explorer.scroll_into_view_if_needed(); page.wait_for_timeout(1000)
+        n = len(page.evaluate(PLOTS_JS))
+        i3d = n - 3                                                           # the explorer's 3D view, gate map, cut planes
+        before = figure_state(page, i3d)
+        press_slider(page, "step", "ArrowRight", 2)
+        after = figure_state(page, i3d)
+        assert after != before, "moving the 'step' slider did not change the trajectory view"
+        page.wait_for_timeout(1000)
+        explorer.screenshot(path=str(shots / "trajectory.png"))
