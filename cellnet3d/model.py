@@ -235,5 +235,5 @@ def trajectory_explorer(model:CellNet3D, encode, text:str="The cat sat on the wa
     step.observe(show, names="value"); run.on_click(rerun); box.on_submit(rerun)
     show()
     ui = W.VBox([W.HBox([box, run]), W.HBox([play, step]), W.HBox([f3d, fgate]), fpl])
-    ui.text, ui.step, ui.run, ui.fig3d, ui.planes, ui.gate = box, step, rerun, f3d, fpl, fgate
+    ui.text, ui.step, ui.button, ui.run, ui.fig3d, ui.planes, ui.gate = box, step, run, rerun, f3d, fpl, fgate
     return ui
