@@ -271,5 +271,5 @@ def plot_gate_depth(gate, title:str="mean gate weight per layer"):
     z = list(range(d.shape[0]))
     traces = [go.Scatter(x=z, y=d[:, k].tolist(), mode="lines+markers", name=name, line=dict(color=TIER_COLORS[name]))
               for k, name in enumerate(TIER_NAMES)]
-    return go.Figure(traces, layout=dict(title=title, xaxis_title="z (0 = front face, input)", yaxis_title="mean gate weight",
-                                         yaxis_range=[0, 1]))
+    return go.Figure(traces, layout=dict(title=title, xaxis=dict(title="z (0 = front face, input)", dtick=max(1, -(-len(z) // 12))),
+                                         yaxis_title="mean gate weight", yaxis_range=[0, 1], legend_title="expert", height=400, width=700))
