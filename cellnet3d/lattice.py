@@ -464,7 +464,7 @@ def compare_tiers(lats:dict, cell=None):
     for i, n in enumerate(names):
         for tr in _tier_traces(_lattice(lats[n]), cell, legend=f"{n} · "): fig.add_trace(tr, row=1, col=i + 1)
         fig.update_scenes(scene_layout(_lattice(lats[n]).dims), row=1, col=i + 1)
-    fig.update_layout(height=VIEW_HEIGHT, width=VIEW_WIDTH * len(names) * 3 // 4 + 220, margin=dict(l=0, r=0, t=50, b=0),
+    fig.update_layout(height=VIEW_HEIGHT, width=480 * len(names) + 200, margin=dict(l=0, r=0, t=50, b=0),
                       legend_title="tier (neighbours)")
     return fig
 
