@@ -26,6 +26,9 @@ def lab(tmp_path_factory):
     settings.mkdir(parents=True)
     # every cell rendered (no windowing), so off-screen plots draw and can be checked
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    apputils = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    apputils.mkdir(parents=True)                          # no news toast over the screenshots
+    (apputils / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
            "JUPYTERLAB_SETTINGS_DIR": str(home / "lab-settings"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
@@ -98,8 +101,8 @@ CELLS_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets.filter
 PLOTS_JS = """() => [...window.jupyterapp.shell.currentWidget.content.node.querySelectorAll('.js-plotly-plot')].map(gd => {
   const r = gd.getBoundingClientRect();
   const canvases = [...gd.querySelectorAll('canvas')].filter(c => c.width > 0 && c.height > 0).length;
-  const marks = gd.querySelectorAll('.trace, .point, .bars path, .heatmaplayer image, .imagelayer image').length;
-  const points = (gd.data || []).reduce((n, t) => n + ((t.x || t.z || t.values || t.y || []).length || 0), 0);
+  const marks = gd.querySelectorAll('.trace, .point, .bars path, .heatmaplayer image, .imagelayer image, .column-cell').length;
+  const points = (gd.data || []).reduce((n, t) => n + ((t.x || t.z || t.values || t.y || t.cells?.values?.[0] || []).length || 0), 0);
   return {title: gd.layout?.title?.text || (typeof gd.layout?.title === 'string' ? gd.layout.title : ''), width: r.width, height: r.height,
           traces: (gd.data || []).length, points, canvases, marks, scene: !!gd._fullLayout?.scene};
 })"""
@@ -131,7 +134,7 @@ def shots_dir(tmp_path) -> Path:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_run_all(lab, browser, name, tmp_path):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1600, "height": 1300})
     try:
         page.goto(f"{lab['url']}/lab/tree/nbs/{name}?token={lab['token']}&reset", wait_until="domcontentloaded", timeout=120_000)
         page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=120_000)
