@@ -217,7 +217,7 @@ def trajectory_explorer(model:CellNet3D, encode, text:str="The cat sat on the wa
     xyz = torch.stack(torch.meshgrid(*(torch.arange(0, n, s) for n in st["act"].shape[1:]), indexing="ij"), -1).view(-1, 3)
     fpl = go.FigureWidget(plot_planes(st["act"][0], hi=st["hi"]))
     fgate = go.FigureWidget(plot_gate_3d(st["gates"][0]))
-    for f in (f3d, fgate): f.layout.width, f.layout.height = 620, 520                 # the two side by side in a notebook
+    for f in (f3d, fgate): f.layout.width, f.layout.height = 580, 520                 # the two side by side in a notebook
     def show(*_):
         t = step.value - 1
         act, hi = st["act"][t], st["hi"]
