@@ -95,7 +95,8 @@ def plot_decoded_examples(rows:list, title:str="decoded test examples"):
     cols = [[r["input"] for r in rows], [r["target"] for r in rows], [r["decoded"] for r in rows], [f"{r['score']:.3f}" for r in rows]]
     fig = go.Figure(go.Table(header=dict(values=["input", "true target", "decoded (top 1)", "cosine"], align="left"),
                              cells=dict(values=cols, fill_color=[fill] * 4, align="left"), columnwidth=[3, 4, 4, 1]))
-    fig.update_layout(title=f"{title}: {sum(r['hit'] for r in rows)} of {len(rows)} decoded exactly")
+    fig.update_layout(title=f"{title}: {sum(r['hit'] for r in rows)} of {len(rows)} decoded exactly",
+                      height=min(900, 140 + 45 * len(rows)), width=1000, margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
 # %% ../nbs/09_decoder.ipynb #3b0f2cb5

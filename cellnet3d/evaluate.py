@@ -378,7 +378,7 @@ def plot_signal_by_depth(profile:Tensor, title:str="input signal by depth"):
     fig = go.Figure(go.Heatmap(z=z.tolist(), x=[f"z={i}" for i in range(profile.shape[1])], y=[f"step {t}" for t in range(profile.shape[0])],
                                colorscale="Viridis", colorbar=dict(title="log10 std")))
     fig.update_layout(title=f"{title}: back face / front face = {profile[-1, -1].item() / max(profile[0, 0].item(), 1e-12):.2e}",
-                      yaxis=dict(autorange="reversed"))
+                      yaxis=dict(autorange="reversed"), height=120 + 40 * profile.shape[0], width=800)
     return fig
 
 # %% ../nbs/08_eval.ipynb #f16ea08d
@@ -474,7 +474,7 @@ def plot_comparison(results:dict, metric:str="cosine", title:str=None):
         fig.add_bar(name="student (cube)" if model == "student" else model_label(model, first_k), x=names, y=[m for m, _ in ms],
                     error_y=dict(type="data", array=[s or 0 for _, s in ms]), hovertext=labels)
     fig.update_layout(barmode="group", title=title or f"{_HEADERS.get(metric, metric)} on the test split, per variant",
-                      yaxis_title=_HEADERS.get(metric, metric))
+                      yaxis_title=_HEADERS.get(metric, metric), xaxis_title="variant", legend_title="model", height=450, width=900)
     return fig
 
 # %% ../nbs/08_eval.ipynb #d9638aa5
