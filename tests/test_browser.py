@@ -127,6 +127,7 @@ def press_slider(page, label:str, key:str="ArrowRight", times:int=1):
 
 
 def shots_dir(tmp_path) -> Path:
+    "Where screenshots go: $CELLNET3D_SCREENSHOTS, else the test's temporary folder."
     d = Path(os.environ.get("CELLNET3D_SCREENSHOTS") or tmp_path)
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -134,12 +135,13 @@ def shots_dir(tmp_path) -> Path:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_run_all(lab, browser, name, tmp_path):
+    "Run All in JupyterLab: no error output, every cell run, every plotly figure drawn; then the notebook's slider check."
     page = browser.new_page(viewport={"width": 1600, "height": 1300})
     try:
         page.goto(f"{lab['url']}/lab/tree/nbs/{name}?token={lab['token']}&reset", wait_until="domcontentloaded", timeout=120_000)
         page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=120_000)
-        test_eq_path = page.evaluate(OPEN_JS)
-        assert test_eq_path == f"nbs/{name}", test_eq_path
+        path = page.evaluate(OPEN_JS)
+        assert path == f"nbs/{name}", path
         page.set_default_timeout(RUN_ALL_TIMEOUT_S * 1000)
         seconds = page.evaluate(RUN_ALL_JS)
         cells = page.evaluate(CELLS_JS)
