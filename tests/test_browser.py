@@ -26,6 +26,12 @@ def lab(tmp_path_factory):
     settings.mkdir(parents=True)
     # every cell rendered (no windowing), so off-screen plots draw and can be checked
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    docmanager = home / "lab-settings" / "@jupyterlab" / "docmanager-extension"
+    docmanager.mkdir(parents=True)                        # never write the notebooks back (outputs stay out of the repo)
+    (docmanager / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+    root = home / "repo"                                  # and run a copy of them, so nothing can change the checkout
+    shutil.copytree(ROOT / "nbs", root / "nbs", ignore=shutil.ignore_patterns("runs", "images", ".ipynb_checkpoints"))
+    shutil.copy(ROOT / "settings.ini", root)              # the notebooks' last cell exports (into the copy)
     apputils = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
     apputils.mkdir(parents=True)                          # no news toast over the screenshots
     (apputils / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
@@ -36,7 +42,7 @@ def lab(tmp_path_factory):
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     log = open(home / "lab.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-                             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}", "--expose-app-in-browser",
+                             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--expose-app-in-browser",
                              "--ServerApp.open_browser=False", "--allow-root", "--ServerApp.terminals_enabled=False", "--LabApp.news_url=", "--LabServerApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home)
     url = f"http://127.0.0.1:{port}"
