@@ -1,6 +1,6 @@
 """Write README.md from nbs/index.ipynb (Quarto, which nbdev_readme needs, cannot be installed here).
 Markdown cells are copied as they are; code cells become ```python blocks without their `#|` directives;
-cells marked `#| hide` are left out. `python .ci/readme.py --check` exits 1 when README.md is not current."""
+cells marked `#| hide` are left out; images the notebook shows from nbs/images/ keep working from the root. `python .ci/readme.py --check` exits 1 when README.md is not current."""
 import sys, nbformat
 from pathlib import Path
 
@@ -14,7 +14,7 @@ def render(nb_path=root / "nbs" / "index.ipynb") -> str:
         lines = src.splitlines()
         directives = [l.replace(" ", "") for l in lines if l.startswith("#|")]
         if "#|hide" in directives or not src: continue
-        if cell.cell_type == "markdown": parts.append(src)
+        if cell.cell_type == "markdown": parts.append(src.replace("](images/", "](nbs/images/"))   # image paths from the repository root
         elif cell.cell_type == "code":
             code = "\n".join(l for l in lines if not l.startswith("#|")).strip()
             if code: parts.append(f"```python\n{code}\n```")

@@ -12,7 +12,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'TASKS', 'INITS', 'PRECISIONS', 'PRESETS', 'ConfigError', 'LatticeConfig',
            'ModelConfig', 'TrainConfig', 'active_reach', 'steps_needed', 'CellNetConfig', 'lattice_summary',
-           'ratio_explorer']
+           'gpu_or_note', 'ratio_explorer']
 
 # %% ../nbs/00_config.ipynb #f9a5ee87
 class ConfigError(ValueError):
@@ -335,6 +335,15 @@ def _describe(self:CellNetConfig) -> str:
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 CellNetConfig.describe = _describe
 
+# %% ../nbs/00_config.ipynb #2a1ff546
+def gpu_or_note(what:str, available:bool|None=None) -> bool:
+    "True when a CUDA GPU is there; otherwise print one line saying that `what` is skipped and return False."
+    if available is None:
+        import torch
+        available = torch.cuda.is_available()
+    if not available: print(f"No CUDA GPU on this machine: {what} skipped.")
+    return available
+
 # %% ../nbs/00_config.ipynb #1afe4521
 def ratio_explorer(cfg:CellNetConfig=None):
     "ipywidgets sliders for dims and the four ratios, showing thresholds and reach live."
@@ -351,7 +360,7 @@ def ratio_explorer(cfg:CellNetConfig=None):
     def show(*_):
         out.clear_output(wait=True)
         with out:
-            kw = {k: s.value for k, s in sl.items() if k != "size"}
+            kw = {k: round(s.value, 2) if isinstance(s, W.FloatSlider) else s.value for k, s in sl.items() if k != "size"}   # 0.8, not 0.8000000000000002
             try: c = cfg.replace(dims=(sl["size"].value,) * 3, **kw); print(c.describe())
             except ConfigError as e: print(f"ConfigError: {e}")
     for s in sl.values(): s.observe(show, names="value")

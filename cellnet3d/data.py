@@ -20,8 +20,8 @@ from .teacher import TeacherEncoder, cached_embeddings
 # %% auto #0
 __all__ = ['TEXT_SUFFIXES', 'EMBEDDING_SUFFIXES', 'DataError', 'TextPairs', 'chatterbot_folder', 'bundled_corpus', 'corpus_stats',
            'format_stats', 'load_texts', 'PairEmbeddings', 'load_embeddings', 'group_ids', 'split_indices',
-           'EmbeddingPairs', 'DataBundle', 'load_dataset', 'topic_colors', 'pca_2d', 'plot_corpus_stats',
-           'plot_embedding_pca', 'qa_cosines', 'plot_qa_similarity']
+           'EmbeddingPairs', 'DataBundle', 'load_dataset', 'topic_styles', 'topic_colors', 'pca_2d',
+           'plot_corpus_stats', 'plot_embedding_pca', 'qa_cosines', 'plot_qa_similarity']
 
 # %% ../nbs/05b_data.ipynb #3627fc75
 class DataError(ValueError):
@@ -368,13 +368,16 @@ def load_dataset(cfg:CellNetConfig, data=None, teacher:TeacherEncoder|None=None,
                       topics=sorted(set(topics)) if topics else None, teacher=teacher)
 
 # %% ../nbs/05b_data.ipynb #f61ceb6b
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-            "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363",
-            "#9c9ede", "#cedb9c", "#e7ba52", "#e7969c", "#de9ed6", "#6baed6")
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_SYMBOLS = ("circle", "diamond", "square", "x", "triangle-up")
+
+def topic_styles(topics) -> dict:
+    "{topic: (colour, marker symbol)} for the sorted topics: ten well-separated colours, a new symbol every ten topics."
+    return {t: (_PALETTE[i % 10], _SYMBOLS[(i // 10) % len(_SYMBOLS)]) for i, t in enumerate(sorted(set(topics)))}
 
 def topic_colors(topics) -> dict:
-    "A distinct colour for each topic (sorted), cycling after 26."
-    return {t: _PALETTE[i % len(_PALETTE)] for i, t in enumerate(sorted(set(topics)))}
+    "The colour of each topic in `topic_styles`."
+    return {t: c for t, (c, _) in topic_styles(topics).items()}
 
 def pca_2d(x:torch.Tensor) -> tuple:
     "First two principal components of [N, D] rows: (coords [N, 2], explained variance ratio [2])."
@@ -392,7 +395,7 @@ def plot_corpus_stats(stats:dict):
     fig = go.Figure([go.Bar(name=label, x=topics, y=[stats["topics"][t][k] for t in topics])
                      for k, label in (("pairs", "pairs"), ("unique_questions", "distinct questions"), ("unique_answers", "distinct answers"))])
     fig.update_layout(barmode="group", title=f"{stats['pairs']} pairs, {stats['unique_questions']} distinct questions in {len(topics)} topics",
-                      xaxis_title="topic", yaxis_title="count", height=400)
+                      xaxis_title="topic", yaxis_title="count", height=450, width=900, xaxis_tickangle=-45)
     return fig
 
 def plot_embedding_pca(emb:torch.Tensor, topics:list, texts:list|None=None, title:str="teacher embeddings"):
@@ -400,13 +403,13 @@ def plot_embedding_pca(emb:torch.Tensor, topics:list, texts:list|None=None, titl
     import plotly.graph_objects as go
     if len(topics) != len(emb): raise ValueError(f"topics has {len(topics)} items for {len(emb)} embeddings")
     xy, ratio = pca_2d(emb)
-    colors, fig = topic_colors(topics), go.Figure()
-    for t, col in colors.items():
+    styles, fig = topic_styles(topics), go.Figure()
+    for t, (col, sym) in styles.items():
         ix = [i for i, tp in enumerate(topics) if tp == t]
-        fig.add_scatter(x=xy[ix, 0].tolist(), y=xy[ix, 1].tolist(), mode="markers", name=t, marker=dict(color=col, size=5),
+        fig.add_scatter(x=xy[ix, 0].tolist(), y=xy[ix, 1].tolist(), mode="markers", name=t, marker=dict(color=col, symbol=sym, size=6),
                         text=None if texts is None else [texts[i][:80] for i in ix], hoverinfo="text+name")
-    fig.update_layout(title=f"{title}: PCA (PC1 {ratio[0]:.1%}, PC2 {ratio[1]:.1%} of variance)",
-                      xaxis_title="PC1", yaxis_title="PC2", height=500)
+    fig.update_layout(title=f"{title}: PCA (PC1 {ratio[0]:.1%}, PC2 {ratio[1]:.1%} of variance)", legend_title="topic",
+                      xaxis_title="PC1", yaxis_title="PC2", width=900, height=max(500, 120 + 21 * len(styles)))  # every topic in the legend
     return fig
 
 def qa_cosines(q:torch.Tensor, a:torch.Tensor, seed:int=0) -> tuple:

@@ -11,7 +11,7 @@ from fastcore.basics import patch
 from .evaluate import unit_rows, dedupe, sentence_bank, _first_rows
 
 # %% auto #0
-__all__ = ['TextDecoder', 'decoded_examples', 'plot_decoded_examples', 'load_run', 'ask']
+__all__ = ['TextDecoder', 'decoded_examples', 'plot_decoded_examples', 'load_run', 'ask', 'answers_html', 'explore']
 
 # %% ../nbs/09_decoder.ipynb #2d3fb64c
 class TextDecoder:
@@ -95,7 +95,8 @@ def plot_decoded_examples(rows:list, title:str="decoded test examples"):
     cols = [[r["input"] for r in rows], [r["target"] for r in rows], [r["decoded"] for r in rows], [f"{r['score']:.3f}" for r in rows]]
     fig = go.Figure(go.Table(header=dict(values=["input", "true target", "decoded (top 1)", "cosine"], align="left"),
                              cells=dict(values=cols, fill_color=[fill] * 4, align="left"), columnwidth=[3, 4, 4, 1]))
-    fig.update_layout(title=f"{title}: {sum(r['hit'] for r in rows)} of {len(rows)} decoded exactly")
+    fig.update_layout(title=f"{title}: {sum(r['hit'] for r in rows)} of {len(rows)} decoded exactly",
+                      height=min(900, 140 + 45 * len(rows)), width=1000, margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
 # %% ../nbs/09_decoder.ipynb #3b0f2cb5
@@ -134,3 +135,33 @@ def ask(run_dir, question:str, k:int=5, device="auto", rerank:bool=False) -> str
     if own: lines.append(f"teacher alone (the question's own embedding, no cube): {own[1]:.3f}  {own[0]}")
     lines.append(f"cosine of the student's prediction to the question's embedding: {float(unit_rows(pred) @ unit_rows(q).T):.3f}")
     return "\n".join(lines)
+
+# %% ../nbs/09_decoder.ipynb #9a09693d
+def answers_html(question:str, student:list, teacher:list) -> str:
+    "An HTML table of the student's decoded (sentence, score) pairs beside the teacher's own nearest ones."
+    import html
+    rows = "".join(f"<tr><td>{i}</td><td>{html.escape(s)}</td><td>{c:.3f}</td><td>{html.escape(t)}</td><td>{d:.3f}</td></tr>"
+                   for i, ((s, c), (t, d)) in enumerate(zip(student, teacher), 1))
+    return (f"<b>{html.escape(question)}</b><table><tr><th></th><th>student (through the cube)</th><th>cos</th>"
+            f"<th>teacher alone (the question's own embedding)</th><th>cos</th></tr>{rows}</table>")
+
+def explore(run_dir, question:str="What is a wavelength?", k:int=5, device="auto"):
+    "One widget for a trained run: a question box, the lattice activity and gate per step, decoded answers beside the teacher's."
+    import html, ipywidgets as W
+    from cellnet3d.model import trajectory_explorer
+    from cellnet3d.evaluate import predict_embeddings
+    cfg, model, data = load_run(run_dir, device)
+    if data.teacher is None: raise ValueError(f"run {str(run_dir)!r} was trained on precomputed embeddings ({data.source}); explore needs a text corpus and its teacher")
+    dec, dev = TextDecoder.from_data(data), next(model.parameters()).device
+    encode = lambda texts: data.teacher.encode(texts, progress=False)
+    traj = trajectory_explorer(model, encode, question)
+    answers = W.HTML()
+    def answer(*_):
+        q = encode([traj.text.value.strip() or question])                                      # [1, E]
+        answers.value = answers_html(traj.text.value, dec.decode(predict_embeddings(model, q, device=dev), k=k)[0], dec.decode(q, k=k)[0])
+    traj.button.on_click(answer); traj.text.on_submit(answer)
+    answer()
+    head = W.HTML(f"<b>{html.escape(str(run_dir))}</b>: {cfg.train.task}, lattice {'×'.join(map(str, cfg.lattice.dims))}, {len(dec):,} sentences to decode into")
+    ui = W.VBox([head, answers, traj])
+    ui.explorer, ui.answers, ui.answer = traj, answers, answer
+    return ui

@@ -14,14 +14,14 @@ from .linear import (LinearBaseline, LinearStart, RIDGES, fit_mean, fit_sim, fit
                               fit_linear_start, start_model, surface_size, warm_start_)
 
 # %% auto #0
-__all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'unit_rows', 'cosine_to_target', 'centred_cosine', 'r2_score',
+__all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'MAKE_HERE', 'unit_rows', 'cosine_to_target', 'centred_cosine', 'r2_score',
            'prediction_spread', 'dedupe', 'retrieval_ranks', 'recall_at_k', 'mean_reciprocal_rank', 'score_predictions',
            'count_parameters', 'mlp_width_for', 'MatchedMLP', 'SurfaceMLP', 'train_like_cube', 'train_mlp',
            'train_surface_mlp', 'headline_metric', 'model_label', 'format_results', 'plot_metrics', 'recall_curve',
            'plot_recall_curves', 'fit_baselines', 'fit_baselines_names', 'predict_embeddings', 'sentence_bank',
            'evaluate_model', 'evaluate_run', 'save_run_pretrained', 'signal_by_depth', 'plot_signal_by_depth',
-           'summarize_seeds', 'evaluate_seeds', 'ablation_variants', 'compare_configs', 'plot_comparison',
-           'comparison_table']
+           'summarize_seeds', 'evaluate_seeds', 'ablation_variants', 'variant_folder', 'compare_configs',
+           'plot_comparison', 'comparison_table', 'missing_runs', 'runs_ready']
 
 # %% ../nbs/08_eval.ipynb #7fdccf20
 def unit_rows(x:Tensor) -> Tensor:
@@ -228,7 +228,7 @@ def plot_metrics(results:dict, metrics:tuple=None):
         fig.add_bar(name=model_label(name, k), x=[_HEADERS[m] for m in metrics], y=[v for v, _ in ms],
                     error_y=dict(type="data", array=err) if any(e is not None for e in err) else None)
     fig.update_layout(barmode="group", title=f"{results.get('task', '')}: student vs baselines on the test split",
-                      yaxis_title="score", legend_title="model")
+                      yaxis_title="score", legend_title="model", height=450, width=900)
     return fig
 
 # %% ../nbs/08_eval.ipynb #e54a4029
@@ -242,11 +242,12 @@ def plot_recall_curves(results:dict):
     "Plotly lines of recall@k against k (log axis), one per model."
     import plotly.graph_objects as go
     fig = go.Figure()
+    ks = sorted({k for c in results["curves"].values() for k in c["k"]})
     for name, c in results["curves"].items():
         fig.add_scatter(x=c["k"], y=c["recall"], mode="lines+markers", name=model_label(name, results.get("surface_size")))
     what = "answer" if results.get("task") == "dialogue" else "target"
     fig.update_layout(title=f"recall@k of the right {what} among {results.get('n', {}).get('unique_targets', '?')} unique test {what}s",
-                      xaxis=dict(type="log", title="k"), yaxis=dict(title="recall@k", range=[0, 1.02]))
+                      xaxis=dict(type="log", title="k", tickvals=ks, ticktext=[str(k) for k in ks]), yaxis=dict(title="recall@k", range=[0, 1.02]), legend_title="model", height=450, width=800)
     return fig
 
 # %% ../nbs/08_eval.ipynb #0cde955c
@@ -394,7 +395,7 @@ def plot_signal_by_depth(profile:Tensor, title:str="input signal by depth"):
     fig = go.Figure(go.Heatmap(z=z.tolist(), x=[f"z={i}" for i in range(profile.shape[1])], y=[f"step {t}" for t in range(profile.shape[0])],
                                colorscale="Viridis", colorbar=dict(title="log10 std")))
     fig.update_layout(title=f"{title}: back face / front face = {profile[-1, -1].item() / max(profile[0, 0].item(), 1e-12):.2e}",
-                      yaxis=dict(autorange="reversed"))
+                      yaxis=dict(autorange="reversed"), height=120 + 40 * profile.shape[0], width=800)
     return fig
 
 # %% ../nbs/08_eval.ipynb #f16ea08d
@@ -432,8 +433,9 @@ def _run_state(run:Path, cfg) -> str:
 def evaluate_seeds(cfg, seeds:tuple=(0, 1, 2), data=None, out="runs/seeds", device="auto", baselines:tuple=BASELINES, progress=False) -> dict:
     "Train and evaluate `cfg` once per seed into `out/seed-N`; the results summarised as mean ± std."
     from cellnet3d.trainer import train
+    from tqdm.auto import tqdm
     runs = []
-    for s in seeds:
+    for s in tqdm(seeds, desc=f"{out}: seeds", unit="run", disable=not progress or len(seeds) < 2):
         c, run = cfg.replace(seed=s), Path(out) / f"seed-{s}"
         state = _run_state(run, c)
         if state == "other":
@@ -460,12 +462,17 @@ def ablation_variants(cfg) -> dict:
     out["mean+dipole"] = dict(perception="mean+dipole")
     return out
 
+def variant_folder(out, name:str) -> Path:
+    "The folder of variant `name` under `out`: its name with anything but letters, digits and -_. replaced by -."
+    return Path(out) / "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
 def compare_configs(cfg, variants:dict, seeds:tuple=(0,), data=None, out="runs/compare", device="auto",
                     baselines:tuple=("pca", "regression", "start"), progress=False) -> dict:
     "{variant: seed summary} of `cfg.replace(**overrides)` for each named variant, runs in `out/<variant>`."
+    from tqdm.auto import tqdm
     out, res = Path(out), {}
-    for name, over in variants.items():
-        folder = out / "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    for name, over in tqdm(variants.items(), desc=f"{out}: variants", unit="variant", disable=not progress):
+        folder = variant_folder(out, name)
         res[name] = evaluate_seeds(cfg.replace(**over), seeds, data=data, out=folder, device=device, baselines=baselines, progress=progress)
     return res
 
@@ -485,7 +492,7 @@ def plot_comparison(results:dict, metric:str="cosine", title:str=None):
         fig.add_bar(name="student (cube)" if model == "student" else model_label(model, first_k), x=names, y=[m for m, _ in ms],
                     error_y=dict(type="data", array=[s or 0 for _, s in ms]), hovertext=labels)
     fig.update_layout(barmode="group", title=title or f"{_HEADERS.get(metric, metric)} on the test split, per variant",
-                      yaxis_title=_HEADERS.get(metric, metric))
+                      yaxis_title=_HEADERS.get(metric, metric), xaxis_title="variant", legend_title="model", height=450, width=900)
     return fig
 
 # %% ../nbs/08_eval.ipynb #d9638aa5
@@ -503,3 +510,21 @@ def comparison_table(results:dict, metric:str="mrr") -> str:
         gain = "—" if g is None else _cell(g, False).strip()
         lines.append(f"| {name} | {m:.3f} ± {s:.3f} | {gain} | {'—' if name == ref_name else f'{d:+.3f}{flag}'} |")
     return "\n".join(lines)
+
+# %% ../nbs/08_eval.ipynb #d8bb19ed
+def missing_runs(cfg, seeds:tuple=(0,), out="runs/seeds", variants:dict|None=None) -> list:
+    "Run folders that `evaluate_seeds` (or `compare_configs` with `variants`) would still have to train."
+    if variants is not None:
+        return [r for name, over in variants.items() for r in missing_runs(cfg.replace(**over), seeds, variant_folder(out, name))]
+    return [str(Path(out) / f"seed-{s}") for s in seeds if _run_state(Path(out) / f"seed-{s}", cfg.replace(seed=s)) != "finished"]
+
+MAKE_HERE = "set MAKE_RUNS = True in this cell and run it to make them"
+
+def runs_ready(missing:list, make:bool=False, epochs:int|None=None, what:str="these results", how:str=MAKE_HERE) -> bool:
+    "True when no run is missing or `make` is set; otherwise print which runs are missing and how to make them."
+    if not missing or make: return True
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    budget = f" of up to {epochs} epochs" if epochs else ""
+    print(f"{what}: {len(missing)} run{'s' * (len(missing) > 1)}{budget} not on disk yet ({shown}). They take minutes each on a CPU: "
+          f"{how} (finished runs are reused, interrupted ones resume).")
+    return False

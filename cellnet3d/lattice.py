@@ -11,8 +11,10 @@ from fastcore.basics import patch
 from .config import LatticeConfig, CellNetConfig, ConfigError, TIER_NAMES
 
 # %% auto #0
-__all__ = ['AGG_METHODS', 'TIER_COLORS', 'cell_coords', 'flat_index', 'neighbor_offsets', 'tier_counts', 'TierAggregator',
-           'cell_neighbors', 'plot_tiers', 'compare_tiers', 'tier_table', 'tier_explorer']
+__all__ = ['AGG_METHODS', 'TIER_COLORS', 'VIEW_HEIGHT', 'VIEW_WIDTH', 'POINT_BUDGET', 'PLACES', 'cell_coords', 'flat_index',
+           'neighbor_offsets', 'tier_counts', 'TierAggregator', 'cell_neighbors', 'scene_layout', 'view_stride',
+           'stride_note', 'xyz_points', 'n_points', 'tiers_title', 'plot_tiers', 'compare_tiers', 'tier_table',
+           'tier_explorer']
 
 # %% ../nbs/01_lattice.ipynb #082843b4
 def _lattice(obj) -> LatticeConfig:
@@ -383,9 +385,41 @@ def cell_neighbors(lat, cell=None) -> tuple:
         out.append(p[((p >= 0) & (p < dims)).all(1)])
     return tuple(out)
 
+# %% ../nbs/01_lattice.ipynb #cbc826ce
+VIEW_HEIGHT, VIEW_WIDTH = 560, 760           # px of one 3D view
+POINT_BUDGET = 20_000                          # points one 3D view draws before it thins the lattice
+
+def scene_layout(dims, z_title:str="z") -> dict:
+    "A plotly 3D scene for a lattice of `dims`: the whole cube in view, integer ticks, an oblique camera."
+    m = max(dims)
+    axis = lambda n, title: dict(title=title, range=[-0.5, n - 0.5], tickmode="linear", tick0=0, dtick=max(1, math.ceil(n / 6)))
+    return dict(xaxis=axis(dims[0], "x"), yaxis=axis(dims[1], "y"), zaxis=axis(dims[2], z_title),
+                aspectmode="manual", aspectratio=dict(x=dims[0] / m, y=dims[1] / m, z=dims[2] / m),
+                camera=dict(eye=dict(x=-1.55, y=-1.85, z=1.05)))
+
+def view_stride(dims, budget:int=POINT_BUDGET) -> int:
+    "Smallest stride s such that every s-th cell along each axis gives at most `budget` points."
+    s = 1
+    while math.prod(math.ceil(n / s) for n in dims) > budget: s += 1
+    return s
+
+def stride_note(dims, stride:int) -> str:
+    "Title suffix saying that a view shows every `stride`-th cell (empty when it shows them all)."
+    if stride == 1: return ""
+    return f" · 1 cell in {stride} per axis shown ({math.prod(math.ceil(n / stride) for n in dims):,} of {math.prod(dims):,})"
+
+def xyz_points(p) -> dict:
+    "x, y, z lists of points [K, 3] for a Scatter3d; one empty point when K = 0, so the trace stays in the legend."
+    if len(p) == 0: return dict(x=[None], y=[None], z=[None])
+    return dict(x=p[:, 0].tolist(), y=p[:, 1].tolist(), z=p[:, 2].tolist())
+
+def n_points(trace) -> int:
+    "Number of drawn points of a trace (the empty placeholder point not counted)."
+    return sum(v is not None for v in (trace.x or ()))
+
 # %% ../nbs/01_lattice.ipynb #b5937713
 def _tier_traces(lat:LatticeConfig, cell=None, legend:str=""):
-    "The five scatter traces of `plot_tiers`: lattice, local, functional, distant, cell."
+    "The five scatter traces of `plot_tiers`: lattice (thinned above the point budget), local, functional, distant, cell."
     import plotly.graph_objects as go
     xyz = _cell_xyz(lat, cell)
     nbrs = cell_neighbors(lat, xyz)
@@ -393,25 +427,30 @@ def _tier_traces(lat:LatticeConfig, cell=None, legend:str=""):
     taken = torch.zeros(lat.dims, dtype=torch.bool)
     taken[xyz] = True
     for p in nbrs: taken[p[:, 0], p[:, 1], p[:, 2]] = True
-    rest = coords[~taken.view(-1)]
-    pts = lambda p: dict(x=p[:, 0].tolist(), y=p[:, 1].tolist(), z=p[:, 2].tolist())
-    traces = [go.Scatter3d(**pts(rest), mode="markers", name=f"{legend}lattice ({len(rest)})",
+    s = view_stride(lat.dims)
+    rest = coords[~taken.view(-1) & (coords % s == 0).all(1)]
+    traces = [go.Scatter3d(**xyz_points(rest), mode="markers", name=f"{legend}lattice ({len(rest)}{' shown' if s > 1 else ''})",
                            marker=dict(size=1.5, color="lightgrey"), hoverinfo="skip")]
     for name, p in zip(TIER_NAMES, nbrs):
-        traces.append(go.Scatter3d(**pts(p), mode="markers", name=f"{legend}{name} ({len(p)})",
+        traces.append(go.Scatter3d(**xyz_points(p), mode="markers", name=f"{legend}{name} ({len(p)})",
                                    marker=dict(size=4, color=TIER_COLORS[name])))
-    traces.append(go.Scatter3d(x=[xyz[0]], y=[xyz[1]], z=[xyz[2]], mode="markers", name=f"{legend}cell {xyz}",
-                               marker=dict(size=7, color="black", symbol="diamond")))
+    traces.append(go.Scatter3d(x=[xyz[0]], y=[xyz[1]], z=[xyz[2]], mode="markers+text", name=f"{legend}cell {xyz}",
+                               text=[f"cell {xyz}"], textposition="top center",
+                               marker=dict(size=9, color="black", symbol="diamond", line=dict(color="white", width=2))))
     return traces
+
+def tiers_title(lat:LatticeConfig) -> str:
+    "The title of a tier view: dims, thresholds, and the thinning note when the lattice is large."
+    loc, fun, dis = lat.get_distance_thresholds()
+    return f"{'×'.join(map(str, lat.dims))}: thresholds {loc:.3g} / {fun:.3g} / {dis:.3g}" + stride_note(lat.dims, view_stride(lat.dims))
 
 def plot_tiers(lat, cell=None):
     "Plotly 3D view of the lattice with `cell` (default: the centre) and its neighbours coloured by tier."
     import plotly.graph_objects as go
     lat = _lattice(lat)
     fig = go.Figure(_tier_traces(lat, cell))
-    loc, fun, dis = lat.get_distance_thresholds()
-    fig.update_layout(title=f"{'×'.join(map(str, lat.dims))}: thresholds {loc:.3g} / {fun:.3g} / {dis:.3g}",
-                      scene=dict(aspectmode="data"), margin=dict(l=0, r=0, t=40, b=0), height=450)
+    fig.update_layout(title=tiers_title(lat), scene=scene_layout(lat.dims), legend_title="tier (neighbours)",
+                      margin=dict(l=0, r=0, t=50, b=0), height=VIEW_HEIGHT, width=VIEW_WIDTH)
     return fig
 
 # %% ../nbs/01_lattice.ipynb #f2af8009
@@ -420,12 +459,13 @@ def compare_tiers(lats:dict, cell=None):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
     names = list(lats)
-    titles = [f"{n}: thresholds " + " / ".join(f"{t:.3g}" for t in _lattice(l).get_distance_thresholds()) for n, l in lats.items()]
+    titles = [f"{n}: " + tiers_title(_lattice(l)) for n, l in lats.items()]
     fig = make_subplots(rows=1, cols=len(names), specs=[[{"type": "scene"}] * len(names)], subplot_titles=titles)
     for i, n in enumerate(names):
         for tr in _tier_traces(_lattice(lats[n]), cell, legend=f"{n} · "): fig.add_trace(tr, row=1, col=i + 1)
-    fig.update_scenes(aspectmode="data")
-    fig.update_layout(height=480, margin=dict(l=0, r=0, t=40, b=0))
+        fig.update_scenes(scene_layout(_lattice(lats[n]).dims), row=1, col=i + 1)
+    fig.update_layout(height=VIEW_HEIGHT, width=480 * len(names) + 200, margin=dict(l=0, r=0, t=50, b=0),
+                      legend_title="tier (neighbours)")
     return fig
 
 # %% ../nbs/01_lattice.ipynb #884c2c0b
@@ -455,8 +495,10 @@ def _table_html(tables:dict) -> str:
     return f"<table><tr><th></th>{head}</tr><tr><th>cell</th>{sub}</tr>{body}</table>"
 
 # %% ../nbs/01_lattice.ipynb #df3fcc33
+PLACES = ("centre", "face centre", "edge middle", "corner")
+
 def tier_explorer(cfg=None, max_size:int=16):
-    "ipywidgets sliders for dims and ratios that update the tier counts table and a 3D tier view in place."
+    "ipywidgets sliders for dims, ratios and the cell that update the tier counts table and a 3D tier view in place."
     import ipywidgets as W
     import plotly.graph_objects as go
     lat = _lattice(cfg) if cfg is not None else LatticeConfig()
@@ -467,22 +509,44 @@ def tier_explorer(cfg=None, max_size:int=16):
               local_distance_ratio=ratio("local", lat.local_distance_ratio),
               functional_distance_ratio=ratio("functional", lat.functional_distance_ratio),
               distant_distance_ratio=ratio("distant", lat.distant_distance_ratio))
-    where = W.Dropdown(options=["centre", "face centre", "edge middle", "corner"], value="centre", description="cell")
+    where = W.Dropdown(options=PLACES + ("chosen",), value="centre", description="cell")
+    pick = {a: W.IntSlider(value=0, min=0, max=max_size - 1, description=f"cell {a}") for a in "xyz"}
     table, fig = W.HTML(), go.FigureWidget(plot_tiers(lat))
+    state = dict(busy=False, last=lat)
+    def place(*_):                                       # a named place moves the x, y, z pickers there
+        if where.value == "chosen": return
+        dims = tuple(sl[a].value for a in "XYZ")
+        xyz = next(r["xyz"] for r in tier_table(LatticeConfig(dims)) if r["cell"] == where.value)
+        state["busy"] = True
+        for a, v in zip("xyz", xyz): pick[a].value = v
+        state["busy"] = False
+        update()
+    def picked(*_):
+        if state["busy"]: return
+        if where.value != "chosen": state["busy"] = True; where.value = "chosen"; state["busy"] = False
+        update()
     def update(*_):
-        try:
-            new = LatticeConfig((sl["X"].value, sl["Y"].value, sl["Z"].value),
-                                *(sl[k].value for k in list(sl)[3:]))
+        dims = tuple(sl[a].value for a in "XYZ")
+        for a, n in zip("xyz", dims): pick[a].max = n - 1
+        try: new = LatticeConfig(dims, *(round(sl[k].value, 2) for k in list(sl)[3:]))
         except ConfigError as e:
-            table.value = f"<b>ConfigError:</b> {e}"; return
-        rows = tier_table(new)
+            table.value = f"<b>ConfigError:</b> {e}"
+            with fig.batch_update():
+                fig.layout.title.text = f"last valid lattice, the current choice is refused — {tiers_title(state['last'])}"
+                fig.layout.paper_bgcolor = "#e5e5e5"
+            return
+        rows, state["last"] = tier_table(new), new
         table.value = _table_html({f"{'×'.join(map(str, new.dims))}, reach {new.reach}": rows})
-        xyz = next(r["xyz"] for r in rows if r["cell"] == where.value)
+        xyz = tuple(pick[a].value for a in "xyz")
         with fig.batch_update():
             for tr, new_tr in zip(fig.data, _tier_traces(new, xyz)):
-                tr.x, tr.y, tr.z, tr.name = new_tr.x, new_tr.y, new_tr.z, new_tr.name
-            loc, fun, dis = new.get_distance_thresholds()
-            fig.layout.title.text = f"{'×'.join(map(str, new.dims))}: thresholds {loc:.3g} / {fun:.3g} / {dis:.3g}"
-    for w in (*sl.values(), where): w.observe(update, names="value")
-    update()
-    return W.VBox([W.HBox([W.VBox(list(sl.values())[:3] + [where]), W.VBox(list(sl.values())[3:])]), table, fig])
+                tr.x, tr.y, tr.z, tr.name, tr.text = new_tr.x, new_tr.y, new_tr.z, new_tr.name, new_tr.text
+            fig.layout.scene.update(scene_layout(new.dims))
+            fig.layout.title.text, fig.layout.paper_bgcolor = tiers_title(new), "white"
+    for w in sl.values(): w.observe(lambda ch: place() if where.value != "chosen" else update(), names="value")
+    where.observe(place, names="value")
+    for w in pick.values(): w.observe(picked, names="value")
+    place()
+    box = W.VBox([W.HBox([W.VBox([sl[a] for a in "XYZ"] + [where]), W.VBox(list(sl.values())[3:]), W.VBox(list(pick.values()))]), table, fig])
+    box.sliders, box.cell, box.pick, box.table, box.fig = sl, where, pick, table, fig
+    return box

@@ -18,7 +18,8 @@ from .mapper import EmbeddingTransformer, SurfaceMapper, SurfaceExtractor
 from .moe import CellStep
 
 # %% auto #0
-__all__ = ['CellNet3D', 'WeightsError', 'model_differences', 'trajectory_activity', 'plot_trajectory']
+__all__ = ['CellNet3D', 'WeightsError', 'model_differences', 'trajectory_activity', 'plot_trajectory', 'step_gates',
+           'default_planes', 'plot_planes', 'trajectory_explorer']
 
 # %% ../nbs/04_model.ipynb #376a5418
 _CONFIG_CODER = (lambda c: json.loads(c.to_json()), lambda d: CellNetConfig.from_json(json.dumps(d)))
@@ -214,23 +215,109 @@ def trajectory_activity(traj, sample:int=0):
     t = traj[:, sample].detach().float().cpu()
     return (t[1:] - t[:-1]).norm(dim=-1)
 
-def plot_trajectory(traj, sample:int=0, title:str="state change per step"):
-    "Plotly 3D scatter of the cells coloured by their change in each step, with a step slider."
+def _activity_scatter(act_t, xyz, hi:float):
+    "One Scatter3d of the cells `xyz` [K, 3] coloured and sized by their change `act_t` [X, Y, Z] on the scale [0, hi]."
     import plotly.graph_objects as go
+    v = act_t[xyz[:, 0], xyz[:, 1], xyz[:, 2]]
+    return go.Scatter3d(x=xyz[:, 0].tolist(), y=xyz[:, 1].tolist(), z=xyz[:, 2].tolist(), mode="markers", name="cells",
+                        text=[f"‖Δs‖ = {a:.3f}" for a in v.tolist()],
+                        marker=dict(color=v.tolist(), cmin=0, cmax=hi, colorscale="Viridis", size=(2 + 8 * v / hi).tolist(),
+                                    colorbar=dict(title="‖Δs‖", len=0.8)))
+
+def plot_trajectory(traj, sample:int=0, title:str="state change per step"):
+    "Plotly 3D scatter of the cells coloured by their change in each step, with a step slider and a play button."
+    import plotly.graph_objects as go
+    from cellnet3d.lattice import scene_layout, view_stride, stride_note, VIEW_HEIGHT, VIEW_WIDTH
     act = trajectory_activity(traj, sample)                            # [T, X, Y, Z]
     T, X, Y, Z = act.shape
-    xyz = torch.stack(torch.meshgrid(torch.arange(X), torch.arange(Y), torch.arange(Z), indexing="ij"), -1).view(-1, 3)
+    s = view_stride((X, Y, Z))
+    xyz = torch.stack(torch.meshgrid(*(torch.arange(0, n, s) for n in (X, Y, Z)), indexing="ij"), -1).view(-1, 3)
     hi = float(act.max()) or 1.0
-    def scatter(t):
-        v = act[t].reshape(-1)
-        return go.Scatter3d(x=xyz[:, 0].tolist(), y=xyz[:, 1].tolist(), z=xyz[:, 2].tolist(), mode="markers",
-                            text=[f"‖Δs‖ = {a:.3f}" for a in v.tolist()],
-                            marker=dict(color=v.tolist(), cmin=0, cmax=hi, colorscale="Viridis", size=(2 + 8 * v / hi).tolist(),
-                                        colorbar=dict(title="‖Δs‖")))
-    frames = [go.Frame(data=[scatter(t)], name=str(t + 1)) for t in range(T)]
-    slider = dict(active=0, currentvalue=dict(prefix="step "), steps=[
-        dict(label=str(t + 1), method="animate", args=[[str(t + 1)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
-        for t in range(T)])
-    return go.Figure(data=[scatter(0)], frames=frames,
-                     layout=dict(title=title, sliders=[slider], margin=dict(l=0, r=0, t=40, b=0),
-                                 scene=dict(xaxis_title="x", yaxis_title="y", zaxis_title="z (front → back)")))
+    frames = [go.Frame(data=[_activity_scatter(act[t], xyz, hi)], name=str(t + 1)) for t in range(T)]
+    anim = lambda d: dict(mode="immediate", frame=dict(duration=d, redraw=True), transition=dict(duration=0))
+    slider = dict(active=0, currentvalue=dict(prefix="step "), x=0.12, len=0.88, y=0.02, steps=[
+        dict(label=str(t + 1), method="animate", args=[[str(t + 1)], anim(0)]) for t in range(T)])
+    play = dict(type="buttons", direction="left", x=0.0, y=0.02, xanchor="left", yanchor="top", buttons=[
+        dict(label="▶ play", method="animate", args=[None, dict(anim(600), fromcurrent=True)]),
+        dict(label="❚❚", method="animate", args=[[None], anim(0)])])
+    return go.Figure(data=[_activity_scatter(act[0], xyz, hi)], frames=frames,
+                     layout=dict(title=title + stride_note((X, Y, Z), s), sliders=[slider], updatemenus=[play],
+                                 margin=dict(l=0, r=0, t=50, b=80), height=VIEW_HEIGHT + 60, width=VIEW_WIDTH,
+                                 scene=scene_layout((X, Y, Z), "z (front → back)")))
+
+# %% ../nbs/04_model.ipynb #cf137791
+@torch.no_grad()
+def step_gates(model:CellNet3D, traj) -> torch.Tensor:
+    "Gate weights of each step, recomputed from a trajectory [T+1, B, X, Y, Z, S]: [T, B, X, Y, Z, 3]."
+    was = model.training; model.eval()
+    p = next(model.parameters())
+    g = torch.stack([model.step(traj[t].to(p.device, p.dtype), return_gate=True)[1].float().cpu() for t in range(traj.shape[0] - 1)])
+    model.train(was)
+    return g
+
+def default_planes(Z:int) -> tuple:
+    "The cut planes shown: front face, middle and back face (fewer when Z is small)."
+    return tuple(sorted({0, Z // 2, Z - 1}))
+
+def plot_planes(act_t, planes:tuple|None=None, hi:float|None=None, title:str="state change on cut planes"):
+    "Heat maps of one step's activity [X, Y, Z] on the planes z = const, on one colour scale [0, hi]."
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    X, Y, Z = act_t.shape
+    planes = planes or default_planes(Z)
+    hi = hi or float(act_t.max()) or 1.0
+    fig = make_subplots(rows=1, cols=len(planes), subplot_titles=[f"z = {z}" for z in planes], horizontal_spacing=0.06)
+    for i, z in enumerate(planes):
+        fig.add_trace(go.Heatmap(z=act_t[:, :, z].T.tolist(), zmin=0, zmax=hi, colorscale="Viridis", showscale=i == len(planes) - 1,
+                                 colorbar=dict(title="‖Δs‖"), hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"), row=1, col=i + 1)
+    fig.update_xaxes(title="x", dtick=max(1, -(-X // 6)), constrain="domain")
+    fig.update_yaxes(title="y", dtick=max(1, -(-Y // 6)), scaleanchor="x")
+    fig.update_layout(title=title, height=320, width=260 * len(planes) + 120, margin=dict(l=40, r=20, t=70, b=40))
+    return fig
+
+# %% ../nbs/04_model.ipynb #3b84f878
+def trajectory_explorer(model:CellNet3D, encode, text:str="The cat sat on the warm window sill."):
+    "Text box -> `encode` (the teacher) -> the model's trajectory: 3D activity, z cut planes and gate map of the step chosen."
+    import ipywidgets as W
+    import plotly.graph_objects as go
+    from cellnet3d.moe import plot_gate_3d
+    T = model.cfg.model.steps
+    box, run = W.Text(value=text, description="sentence", layout=W.Layout(width="600px")), W.Button(description="run")
+    step = W.IntSlider(value=1, min=1, max=T, description="step")
+    play = W.Play(value=1, min=1, max=T, interval=800, description="play")
+    W.jslink((play, "value"), (step, "value"))
+    st = {}
+    def compute():
+        with torch.no_grad(): _, traj = model(encode([box.value]).to(next(model.parameters()).device), return_trajectory=True)
+        st.update(traj=traj, act=trajectory_activity(traj), gates=step_gates(model, traj))
+        st["hi"] = float(st["act"].max()) or 1.0
+    compute()
+    fig = plot_trajectory(st["traj"])
+    fig.frames, fig.layout.sliders, fig.layout.updatemenus = (), (), ()      # the ipywidgets slider drives it instead
+    f3d = go.FigureWidget(fig)
+    from cellnet3d.lattice import view_stride
+    s = view_stride(st["act"].shape[1:])
+    xyz = torch.stack(torch.meshgrid(*(torch.arange(0, n, s) for n in st["act"].shape[1:]), indexing="ij"), -1).view(-1, 3)
+    fpl = go.FigureWidget(plot_planes(st["act"][0], hi=st["hi"]))
+    fgate = go.FigureWidget(plot_gate_3d(st["gates"][0]))
+    for f in (f3d, fgate): f.layout.width, f.layout.height = 580, 520                 # the two side by side in a notebook
+    def show(*_):
+        t = step.value - 1
+        act, hi = st["act"][t], st["hi"]
+        new3d = _activity_scatter(act, xyz, hi)
+        with f3d.batch_update():
+            f3d.data[0].marker.color, f3d.data[0].marker.size, f3d.data[0].text = new3d.marker.color, new3d.marker.size, new3d.text
+            f3d.data[0].marker.cmax = hi; f3d.layout.title.text = f"state change in step {t + 1} of {T}: {box.value[:60]!r}"
+        with fpl.batch_update():
+            for tr, z in zip(fpl.data, default_planes(act.shape[2])): tr.z, tr.zmax = act[:, :, z].T.tolist(), hi
+            fpl.layout.title.text = f"step {t + 1}: state change on cut planes"
+        with fgate.batch_update():
+            for tr, new in zip(fgate.data, plot_gate_3d(st["gates"][t]).data):
+                tr.x, tr.y, tr.z, tr.text, tr.name, tr.marker.size = new.x, new.y, new.z, new.text, new.name, new.marker.size
+            fgate.layout.title.text = f"dominant expert per cell in step {t + 1}"
+    def rerun(*_): compute(); show()
+    step.observe(show, names="value"); run.on_click(rerun); box.on_submit(rerun)
+    show()
+    ui = W.VBox([W.HBox([box, run]), W.HBox([play, step]), W.HBox([f3d, fgate]), fpl])
+    ui.text, ui.step, ui.button, ui.run, ui.fig3d, ui.planes, ui.gate = box, step, run, rerun, f3d, fpl, fgate
+    return ui

@@ -237,20 +237,23 @@ def _one_sample(gate, sample):
 
 # %% ../nbs/02_moe.ipynb #23a19646
 def plot_gate_3d(gate, sample:int=0, title:str="dominant expert per cell"):
-    "Plotly 3D scatter of the cells, one trace per expert: the cells it dominates, sized by its weight."
+    "Plotly 3D scatter of the cells, one trace per expert (always all three): the cells it dominates, sized by its weight."
     import plotly.graph_objects as go
+    from cellnet3d.lattice import scene_layout, xyz_points, view_stride, stride_note, VIEW_HEIGHT, VIEW_WIDTH
     g = _one_sample(gate, sample)
     X, Y, Z, _ = g.shape
     xyz = torch.stack(torch.meshgrid(torch.arange(X), torch.arange(Y), torch.arange(Z), indexing="ij"), -1).view(-1, 3)
     w = g.view(-1, 3); top, dom = w.max(-1)
+    s = view_stride((X, Y, Z))
+    shown = (xyz % s == 0).all(1)                                           # every s-th cell above the point budget
     traces = []
     for k, name in enumerate(TIER_NAMES):
-        sel = dom == k
+        sel = (dom == k) & shown
         text = [f"g = {a:.2f} / {b:.2f} / {c:.2f}" for a, b, c in w[sel].tolist()]
-        traces.append(go.Scatter3d(x=xyz[sel, 0].tolist(), y=xyz[sel, 1].tolist(), z=xyz[sel, 2].tolist(), mode="markers",
-                                   name=name, text=text, marker=dict(color=TIER_COLORS[name], size=(3 + 9 * top[sel]).tolist(), opacity=0.8)))
-    return go.Figure(traces, layout=dict(title=title, scene=dict(xaxis_title="x", yaxis_title="y", zaxis_title="z (front → back)"),
-                                         legend_title="expert", margin=dict(l=0, r=0, t=40, b=0)))
+        traces.append(go.Scatter3d(**xyz_points(xyz[sel]), mode="markers", name=f"{name} ({int((dom == k).sum())} cells)", text=text,
+                                   marker=dict(color=TIER_COLORS[name], size=(3 + 9 * top[sel]).tolist() or 3, opacity=0.8)))
+    return go.Figure(traces, layout=dict(title=title + stride_note((X, Y, Z), s), scene=scene_layout((X, Y, Z), "z (front → back)"),
+                                         legend_title="expert", margin=dict(l=0, r=0, t=50, b=0), height=VIEW_HEIGHT, width=VIEW_WIDTH))
 
 # %% ../nbs/02_moe.ipynb #6ceb876f
 def gate_by_depth(gate):
@@ -268,5 +271,5 @@ def plot_gate_depth(gate, title:str="mean gate weight per layer"):
     z = list(range(d.shape[0]))
     traces = [go.Scatter(x=z, y=d[:, k].tolist(), mode="lines+markers", name=name, line=dict(color=TIER_COLORS[name]))
               for k, name in enumerate(TIER_NAMES)]
-    return go.Figure(traces, layout=dict(title=title, xaxis_title="z (0 = front face, input)", yaxis_title="mean gate weight",
-                                         yaxis_range=[0, 1]))
+    return go.Figure(traces, layout=dict(title=title, xaxis=dict(title="z (0 = front face, input)", dtick=max(1, -(-len(z) // 12))),
+                                         yaxis_title="mean gate weight", yaxis_range=[0, 1], legend_title="expert", height=400, width=700))

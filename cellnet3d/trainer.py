@@ -23,7 +23,7 @@ __all__ = ['LOCK_NAME', 'RUN_FILES', 'SPLITS', 'LOGGERS', 'RESUME_MAY_CHANGE', '
            'make_scheduler', 'as_splits', 'data_fingerprint', 'unwrap', 'uses_bf16', 'batch_losses', 'evaluate_losses',
            'Trainer', 'epoch_batches', 'read_metrics', 'TrainingDiverged', 'read_state', 'TrainingInterrupted',
            'stop_on_signals', 'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger', 'check_loggers',
-           'resume_config', 'check_run_data', 'absolute_paths', 'train']
+           'resume_config', 'check_run_data', 'absolute_paths', 'train', 'LiveLoss']
 
 # %% ../nbs/07_trainer.ipynb #7d8b431c
 def atomic_write(path, write) -> Path:
@@ -717,3 +717,32 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
                            f"`cellnet3d train --resume {run} --nproc {dist.world}`") from None
         finally:
             for lg in tr.loggers: lg.close()
+
+# %% ../nbs/07_trainer.ipynb #5a911dfb
+class LiveLoss:
+    "A FigureWidget of a run's training and validation totals, fed from its metrics.jsonl (a thread polls it inside `with`)."
+    def __init__(self, run_dir, every:float=1.0):
+        import plotly.graph_objects as go
+        self.run_dir, self.every, self.seen = Path(run_dir), every, 0
+        self.fig = go.FigureWidget(layout=dict(title="training loss (live)", xaxis_title="optimizer step", yaxis_title="loss",
+                                               height=360, width=760, legend_title="total"))
+        self.fig.add_scatter(x=[], y=[], mode="lines", name="train")
+        self.fig.add_scatter(x=[], y=[], mode="lines+markers", name="validation")
+    def update(self) -> int:
+        "Add the records written since the last call; return how many."
+        recs = read_metrics(self.run_dir)[self.seen:] if (self.run_dir / "metrics.jsonl").exists() else []
+        steps = [r for r in recs if r.get("kind") == "step"]; epochs = [r for r in recs if r.get("kind") == "epoch"]
+        with self.fig.batch_update():
+            tr, va = self.fig.data
+            if steps: tr.x, tr.y = tuple(tr.x) + tuple(r["step"] for r in steps), tuple(tr.y) + tuple(r["total"] for r in steps)
+            if epochs: va.x, va.y = tuple(va.x) + tuple(r["step"] for r in epochs), tuple(va.y) + tuple(r["val_total"] for r in epochs)
+        self.seen += len(recs)
+        return len(recs)
+    def _poll(self):
+        while not self._stop.wait(self.every): self.update()
+    def __enter__(self):
+        import threading
+        self._stop = threading.Event(); self._thread = threading.Thread(target=self._poll, daemon=True); self._thread.start()
+        return self
+    def __exit__(self, *exc):
+        self._stop.set(); self._thread.join(); self.update()
