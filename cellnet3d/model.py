@@ -301,6 +301,7 @@ def trajectory_explorer(model:CellNet3D, encode, text:str="The cat sat on the wa
     fpl = go.FigureWidget(plot_planes(st["act"][0], hi=st["hi"]))
     fgate = go.FigureWidget(plot_gate_3d(st["gates"][0]))
     for f in (f3d, fgate): f.layout.width, f.layout.height = 580, 520                 # the two side by side in a notebook
+    fgate.update_layout(legend=dict(orientation="h", x=0, y=0, yanchor="top"), margin_b=40)   # the scene gets the width: its z title stays inside
     def show(*_):
         t = step.value - 1
         act, hi = st["act"][t], st["hi"]
