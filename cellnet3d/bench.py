@@ -139,6 +139,14 @@ def parse_sizes(text) -> tuple:
     return tuple(out)
 
 # %% ../nbs/10_bench.ipynb #66c3aa2b
+def _loop_dipoles(expert, field, members:list, offs:list):
+    "With perception mean+dipole: Σ (o/|o|)·W_p·field[c] / n over the members c = cell + o, axis-major [1, 3P]; else None."
+    if not hasattr(expert, "dipoles"): return None
+    if not members: return torch.zeros(1, 3 * expert.dipoles.proj.out_features)
+    p = expert.dipoles.proj(torch.stack([field[c] for c in members]))             # [n, P]
+    unit = torch.tensor(offs, dtype=p.dtype); unit = unit / unit.norm(dim=1, keepdim=True)   # [n, 3]
+    return (unit.t() @ p / len(members)).reshape(1, -1)                            # [3, P] -> [1, 3P]
+
 @torch.no_grad()
 def reference_step(step:CellStep, states:torch.Tensor) -> torch.Tensor:
     "One step of `step` computed with Python loops over samples, cells and neighbours (slow; for checks only)."
@@ -155,10 +163,11 @@ def reference_step(step:CellStep, states:torch.Tensor) -> torch.Tensor:
                 for z in range(Z):
                     n = (x * Y + y) * Z + z
                     u = u_all[b, x, y, z][None]                                 # [1, S]
-                    means, received = [], None
+                    means, received, tiers = [], None, []
                     for t, offs in enumerate(offsets):
-                        members = [(x + i, y + j, z + k) for i, j, k in offs.tolist()
-                                   if 0 <= x + i < X and 0 <= y + j < Y and 0 <= z + k < Z]
+                        used = [(i, j, k) for i, j, k in offs.tolist() if 0 <= x + i < X and 0 <= y + j < Y and 0 <= z + k < Z]
+                        members = [(x + i, y + j, z + k) for i, j, k in used]
+                        tiers.append((members, used))
                         means.append(torch.stack([u_all[b][c] for c in members]).mean(0)[None] if members else torch.zeros(1, S))
                         if t == 1 and msg_all is not None:
                             received = torch.stack([msg_all[c] for c in members]).mean(0)[None] if members else torch.zeros(1, S)
@@ -167,11 +176,14 @@ def reference_step(step:CellStep, states:torch.Tensor) -> torch.Tensor:
                     h = torch.relu(gate.state_in(u) + gate.tier_in(nb_mean))
                     g = torch.softmax(gate.out(h) + gate.logit_bias[n], -1) * gate.alive[n]   # [1, 3]
                     delta = torch.zeros(1, S)
-                    if "local" in ex: delta += g[:, 0:1] * ex["local"](u, means[0])
+                    if "local" in ex: delta += g[:, 0:1] * ex["local"](u, means[0], _loop_dipoles(ex["local"], u_all[b], *tiers[0]))
                     if "functional" in ex:
                         f = ex["functional"]
-                        delta += g[:, 1:2] * f.out(torch.relu(f.state_in(u) + f.tier_in(received)))
-                    if "distant" in ex: delta += g[:, 2:3] * ex["distant"](u, means[2])
+                        zf = f.state_in(u) + f.tier_in(received)
+                        d = _loop_dipoles(f, msg_all, *tiers[1])               # dipoles of the projected messages
+                        if d is not None: zf = zf + f.dipole_in(d)
+                        delta += g[:, 1:2] * f.out(torch.relu(zf))
+                    if "distant" in ex: delta += g[:, 2:3] * ex["distant"](u, means[2], _loop_dipoles(ex["distant"], u_all[b], *tiers[2]))
                     out[b, x, y, z] = states[b, x, y, z] + delta[0]
     return out
 
