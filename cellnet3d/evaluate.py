@@ -332,13 +332,13 @@ def evaluate_model(model:nn.Module, data, cfg, baselines:tuple=BASELINES, device
 # %% ../nbs/08_eval.ipynb #d03c6317
 def _check_same_splits(run_dir:Path, data, cfg):
     "Refuse data whose splits differ from the ones the run trained on (when the run kept their fingerprint)."
-    from cellnet3d.trainer import as_splits, data_fingerprint, read_state
+    from cellnet3d.trainer import as_splits, data_mismatch, read_state
     state = run_dir / "trainer_state.pt"
     if not state.is_file(): return
     saved = read_state(state).get("data_fingerprint")
-    now = data_fingerprint(as_splits(data, cfg, progress=False))
-    if saved is not None and saved != now:
-        raise ValueError(f"the rebuilt splits of {str(run_dir)!r} differ from the ones it trained on (fingerprint {now} != {saved}); "
+    why = None if saved is None else data_mismatch(saved, as_splits(data, cfg, progress=False))
+    if why:
+        raise ValueError(f"the rebuilt splits of {str(run_dir)!r} differ from the ones it trained on ({why}); "
                          "evaluate with the same data, teacher and seed, or pass data= the run was trained on")
 
 def evaluate_run(run_dir, device="auto", data=None, baselines:tuple=BASELINES) -> dict:

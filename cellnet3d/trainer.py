@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_trainer.ipynb #6934377d
 from __future__ import annotations
-import hashlib, json, math, os, pickle, shlex, shutil, signal, sys, threading, time
+import hashlib, json, math, os, pickle, shlex, shutil, signal, sys, threading, time, warnings
 import contextlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +20,10 @@ from .distributed import DistContext, init_distributed
 # %% auto #0
 __all__ = ['LOCK_NAME', 'RUN_FILES', 'SPLITS', 'LOGGERS', 'RESUME_MAY_CHANGE', 'atomic_write', 'write_json', 'RunError',
            'RunLockedError', 'RunLock', 'run_state', 'clean_orphans', 'resolve_device', 'make_optimizer', 'lr_factor',
-           'make_scheduler', 'as_splits', 'data_fingerprint', 'unwrap', 'uses_bf16', 'batch_losses', 'evaluate_losses',
-           'Trainer', 'epoch_batches', 'read_metrics', 'TrainingDiverged', 'read_state', 'TrainingInterrupted',
-           'stop_on_signals', 'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger', 'check_loggers',
-           'resume_config', 'check_run_data', 'absolute_paths', 'train', 'LiveLoss']
+           'make_scheduler', 'as_splits', 'data_fingerprint', 'data_mismatch', 'unwrap', 'uses_bf16', 'batch_losses',
+           'evaluate_losses', 'Trainer', 'epoch_batches', 'read_metrics', 'TrainingDiverged', 'read_state',
+           'TrainingInterrupted', 'stop_on_signals', 'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger',
+           'check_loggers', 'resume_config', 'check_run_data', 'absolute_paths', 'train', 'LiveLoss']
 
 # %% ../nbs/07_trainer.ipynb #7d8b431c
 def atomic_write(path, write) -> Path:
@@ -151,12 +151,45 @@ def as_splits(data, cfg:CellNetConfig, progress:bool|None=None) -> dict:
     if len(dims) != 1: raise ValueError(f"all splits must have the same input and target widths, got {sorted(dims)}")
     return splits
 
-def data_fingerprint(splits:dict) -> str:
-    "A short SHA-256 of the split tensors, so a resume can refuse different data."
+_FP_CHUNKS, _FP_DIRS, _FP_RTOL = 64, 4, 1e-5
+
+def data_fingerprint(splits:dict) -> dict:
+    "What identifies the splits on any machine: per tensor its shape, norm, and its rows' projections on 4 seeded directions summed over 64 row chunks."
+    fp = {}
+    for k in SPLITS:
+        for name, t in zip(("inputs", "targets"), splits[k]):
+            t = t.detach().cpu().double().reshape(len(t), -1)                      # [N, E]
+            g = torch.Generator().manual_seed(t.shape[1])
+            r = torch.nn.functional.normalize(torch.randn(t.shape[1], _FP_DIRS, generator=g, dtype=torch.float64), dim=0)
+            chunk = torch.arange(len(t)) * _FP_CHUNKS // max(1, len(t))             # row -> one of 64 contiguous chunks
+            sums = torch.zeros(_FP_CHUNKS, _FP_DIRS, dtype=torch.float64).index_add_(0, chunk, t @ r)
+            fp[f"{k}/{name}"] = dict(shape=list(t.shape), norm=float(t.norm()), sums=sums.flatten().tolist())
+    return fp
+
+def _legacy_fingerprint(splits:dict) -> str:
+    "The fingerprint runs kept before: a SHA-256 of the exact bytes, which differ in the last bits between CPUs."
     h = hashlib.sha256()
     for k in SPLITS:
         for t in splits[k]: h.update(str(tuple(t.shape)).encode()); h.update(t.detach().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
+
+def data_mismatch(saved, splits:dict) -> str|None:
+    "How `splits` differ from a run's stored fingerprint, or None: equal shapes, norms and sums within 1e-5 of each tensor's norm."
+    if isinstance(saved, str):                                                     # a run written by an earlier cellnet3d
+        if saved != _legacy_fingerprint(splits):
+            warnings.warn(f"the run's data fingerprint ({saved}) is an exact hash of the embeddings, as earlier versions kept it, and the "
+                          "embeddings differ in their last bits between machines, so the splits could not be checked; they are the "
+                          "run's when the data, teacher and seed are")
+        return None
+    now = data_fingerprint(splits)
+    if set(saved) != set(now): return f"tensors {sorted(now)} != the run's {sorted(saved)}"
+    for key, s in saved.items():
+        n = now[key]
+        if n["shape"] != s["shape"]: return f"{key} has shape {n['shape']}, the run's {s['shape']}"
+        tol = _FP_RTOL * max(s["norm"], 1e-12)
+        gap = max([abs(n["norm"] - s["norm"])] + [abs(a - b) for a, b in zip(n["sums"], s["sums"])])
+        if gap > tol: return f"{key} differs by {gap:.3g} in its projected sums (tolerance {tol:.3g})"
+    return None
 
 # %% ../nbs/07_trainer.ipynb #c5ba7fbb
 def unwrap(model:torch.nn.Module) -> CellNet3D:
@@ -409,9 +442,8 @@ def load_state(self:Trainer):
     p = self.run_dir / "trainer_state.pt"
     if not p.is_file(): raise RunError(f"cannot resume {str(self.run_dir)!r}: it holds no trainer_state.pt (no checkpoint was written)")
     st = read_state(p)
-    if st["data_fingerprint"] != self.fingerprint:
-        raise RunError(f"cannot resume {str(self.run_dir)!r}: the data differ from the run's (fingerprint "
-                       f"{self.fingerprint} != {st['data_fingerprint']}); pass the same data and config")
+    why = data_mismatch(st["data_fingerprint"], self.splits)
+    if why: raise RunError(f"cannot resume {str(self.run_dir)!r}: the data differ from the run's ({why}); pass the same data and config")
     try:
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["optimizer"]); self.sched.load_state_dict(st["scheduler"])
