@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_cli.ipynb #7521e658
 from __future__ import annotations
-import argparse, importlib, importlib.util, json, os, subprocess, sys, time, traceback
+import argparse, importlib, importlib.util, json, os, subprocess, sys, time, traceback, warnings
 from pathlib import Path
 from .config import CellNetConfig, ConfigError, PRESETS, TASKS
 
@@ -262,6 +262,21 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     args.argv = argv                                     # as typed: `--nproc` starts these again under torchrun
     name = f"cellnet3d {args.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line(name)
+        return _run(name, args)
+
+def _warning_line(name:str):
+    "A `warnings.showwarning` that prints cellnet3d's own warnings as one line, `cellnet3d CMD: warning: ...`; others as Python does."
+    import cellnet3d
+    ours, python = str(Path(cellnet3d.__file__).parent), warnings.showwarning
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not str(filename).startswith(ours): return python(message, category, filename, lineno, file, line)
+        print(f"{name}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    return show
+
+def _run(name:str, args) -> int:
+    "Run one command inside the error boundary: exit 0, 2 for bad input, 1 for a bug, 128 + n after a signal."
     try: return COMMANDS[args.command](args)
     except ModuleNotFoundError as e:
         if not str(e).startswith("this command needs"): return _bug(name, e)
