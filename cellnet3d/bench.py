@@ -119,10 +119,11 @@ def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False,
                 baseline_mb=None if device == "cuda" else rss0, aggregation_share=share)
 
 # %% ../nbs/10_bench.ipynb #5c35a5c3
-def measure(size:int, batch:int, **kwargs) -> dict:
-    "`measure_one` in a fresh Python process, so that the CPU peak memory belongs to this configuration alone."
+def measure(size:int, batch:int, keep_memory:bool=True, **kwargs) -> dict:
+    "`measure_one` in a fresh Python process (with `keep_freed_memory` unless `keep_memory` is False), so that the CPU peak memory belongs to this configuration alone."
     spec = json.dumps(dict(size=size, batch=batch, **kwargs))
-    code = "import json,sys; from cellnet3d.bench import measure_one; print(json.dumps(measure_one(**json.loads(sys.argv[1]))))"
+    code = ("import json,sys; from cellnet3d.bench import measure_one; from cellnet3d.trainer import keep_freed_memory; "
+            f"kept = keep_freed_memory() if {keep_memory} else False; print(json.dumps(dict(measure_one(**json.loads(sys.argv[1])), malloc_kept=kept)))")
     res = subprocess.run([sys.executable, "-c", code, spec], capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"benchmark of size {size}, batch {batch} failed:\n{res.stderr[-2000:]}")
@@ -215,7 +216,7 @@ def _rate_ratios(rows) -> dict:
     return {s: v / fb[min(fb)] for s, v in fb.items()} if fb else {}
 
 def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:int=3, scale:bool=True, preset="default", progress=True,
-              perception:str=None, precision:str="fp32") -> dict:
+              perception:str=None, precision:str="fp32", keep_memory:bool=True) -> dict:
     "The whole benchmark: throughput rows per size, the scale rows, FLOPs, matmul rate, loop speed-up; written to `json_path`."
     from tqdm.auto import tqdm
     device = _resolve_device(device)
@@ -238,7 +239,7 @@ def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:i
     for job in jobs:
         job = dict(dict(repeats=repeats), **job)
         bar.set_postfix(size=job["size"], batch=job["batch"], backward=job["backward"])
-        r = measure(device=device, compile=compile, **job)
+        r = measure(device=device, compile=compile, keep_memory=keep_memory, **job)
         fl = res["flops_per_cell_step"]["forward_backward" if r["backward"] else "forward"]
         r["matmul_fraction"] = r["cell_steps_per_s"] * fl / res["matmul_flops"]
         rows.append(r); bar.update()
@@ -252,7 +253,9 @@ def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:i
 def format_bench(res:dict) -> str:
     "The benchmark as a text table, with the machine, FLOPs and the loop speed-up."
     m, fl = res["machine"], res["flops_per_cell_step"]
-    lines = [f"machine: {m['device']} | {m['processor']} | torch {m['torch']} | {m['threads']} threads | compile={res['compile']}",
+    kept = {r.get("malloc_kept") for r in res["rows"]}
+    malloc = "keeps freed memory" if kept == {True} else "default" if kept <= {False, None} else "mixed"
+    lines = [f"machine: {m['device']} | {m['processor']} | torch {m['torch']} | {m['threads']} threads | compile={res['compile']} | malloc {malloc}",
              f"{res.get('precision', 'fp32')} matmul rate: {res['matmul_flops']/1e9:.1f} GFLOP/s; model: {fl['forward']/1e6:.3f} MFLOP per cell-step forward, "
              f"{fl['forward_backward']/1e6:.3f} forward+backward",
              f"preset {res['preset']}, perception {res.get('perception', 'mean')}; cell-steps = cells × steps × batch per pass; "

@@ -96,6 +96,8 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", dest="json_path", metavar="FILE", help="also write the results as JSON")
     b.add_argument("--perception", choices=["mean", "mean+dipole"], help="the cells' perception (default: the preset's)")
     b.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the pass in fp32 or under bf16 autocast (default: fp32)")
+    b.add_argument("--default-malloc", action="store_true", help="time with glibc's default malloc, which unmaps every large freed tensor "
+                   "(the CLI keeps freed memory for reuse)")
     return p
 
 # %% ../nbs/07b_cli.ipynb #6eae4630
@@ -209,8 +211,9 @@ def launch_nproc(args) -> int:
 
 def cmd_train(args) -> int:
     "Train (or resume) and print the results."
-    from cellnet3d.trainer import train, resume_config
+    from cellnet3d.trainer import train, resume_config, keep_freed_memory
     if args.nproc is not None and "WORLD_SIZE" not in os.environ: return launch_nproc(args)
+    keep_freed_memory()                                  # a training process reuses its freed memory (see 07_trainer)
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every ({args.checkpoint_every}) must be at least 1 optimizer step")
     if args.resume:
@@ -250,7 +253,7 @@ def cmd_bench(args) -> int:
         import torch
         if not torch.cuda.is_available(): raise UsageError(f"--device cuda: no CUDA device is available here (torch {torch.__version__}); use --device cpu")
     print(b.format_bench(b.run_bench(device=args.device, compile=args.compile, sizes=args.sizes, json_path=args.json_path,
-                                       perception=args.perception, precision=args.precision)))
+                                       perception=args.perception, precision=args.precision, keep_memory=not args.default_malloc)))
     return 0
 
 # %% ../nbs/07b_cli.ipynb #ec0679e3

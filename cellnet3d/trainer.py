@@ -23,7 +23,8 @@ __all__ = ['LOCK_NAME', 'RUN_FILES', 'SPLITS', 'LOGGERS', 'RESUME_MAY_CHANGE', '
            'make_scheduler', 'as_splits', 'data_fingerprint', 'data_mismatch', 'unwrap', 'uses_bf16', 'batch_losses',
            'evaluate_losses', 'Trainer', 'epoch_batches', 'read_metrics', 'TrainingDiverged', 'read_state',
            'TrainingInterrupted', 'stop_on_signals', 'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger',
-           'check_loggers', 'resume_config', 'check_run_data', 'absolute_paths', 'train', 'LiveLoss']
+           'check_loggers', 'resume_config', 'check_run_data', 'absolute_paths', 'train', 'keep_freed_memory',
+           'LiveLoss']
 
 # %% ../nbs/07_trainer.ipynb #7d8b431c
 def atomic_write(path, write) -> Path:
@@ -749,6 +750,18 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
                            f"`cellnet3d train --resume {run} --nproc {dist.world}`") from None
         finally:
             for lg in tr.loggers: lg.close()
+
+# %% ../nbs/07_trainer.ipynb #a39004a8
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4                     # glibc's mallopt parameters (malloc.h)
+
+def keep_freed_memory(trim_mib:int=1024) -> bool:
+    "Let glibc's malloc keep freed memory (up to `trim_mib`) for the next tensor instead of unmapping it: True where applied (Linux, glibc), False elsewhere."
+    import ctypes, platform
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc": return False
+    libc = ctypes.CDLL("libc.so.6")
+    for param, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, trim_mib * 2**20), (_M_TOP_PAD, 256 * 2**20)):
+        if libc.mallopt(param, value) != 1: raise OSError(f"glibc's mallopt refused parameter {param} = {value}")
+    return True
 
 # %% ../nbs/07_trainer.ipynb #5a911dfb
 class LiveLoss:
