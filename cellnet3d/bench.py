@@ -120,7 +120,8 @@ def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False,
 
 # %% ../nbs/10_bench.ipynb #5c35a5c3
 def measure(size:int, batch:int, keep_memory:bool=True, **kwargs) -> dict:
-    "`measure_one` in a fresh Python process (with `keep_freed_memory` unless `keep_memory` is False), so that the CPU peak memory belongs to this configuration alone."
+    "`measure_one` in a fresh Python process, so that the CPU peak memory belongs to this configuration alone; `keep_freed_memory` there as in training: with `keep_memory`, without checkpointing."
+    keep_memory = keep_memory and not kwargs.get("checkpointing", False)
     spec = json.dumps(dict(size=size, batch=batch, **kwargs))
     code = ("import json,sys; from cellnet3d.bench import measure_one; from cellnet3d.trainer import keep_freed_memory; "
             f"kept = keep_freed_memory() if {keep_memory} else False; print(json.dumps(dict(measure_one(**json.loads(sys.argv[1])), malloc_kept=kept)))")
@@ -253,8 +254,9 @@ def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:i
 def format_bench(res:dict) -> str:
     "The benchmark as a text table, with the machine, FLOPs and the loop speed-up."
     m, fl = res["machine"], res["flops_per_cell_step"]
-    kept = {r.get("malloc_kept") for r in res["rows"]}
+    kept = {r.get("malloc_kept") for r in res["rows"] if not r["checkpointing"]}
     malloc = "keeps freed memory" if kept == {True} else "default" if kept <= {False, None} else "mixed"
+    if kept == {True} and any(r["checkpointing"] for r in res["rows"]): malloc += " (default with ckpt, as in training)"
     lines = [f"machine: {m['device']} | {m['processor']} | torch {m['torch']} | {m['threads']} threads | compile={res['compile']} | malloc {malloc}",
              f"{res.get('precision', 'fp32')} matmul rate: {res['matmul_flops']/1e9:.1f} GFLOP/s; model: {fl['forward']/1e6:.3f} MFLOP per cell-step forward, "
              f"{fl['forward_backward']/1e6:.3f} forward+backward",
