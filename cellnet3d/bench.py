@@ -121,10 +121,9 @@ def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False,
 # %% ../nbs/10_bench.ipynb #5c35a5c3
 def measure(size:int, batch:int, keep_memory:bool=True, **kwargs) -> dict:
     "`measure_one` in a fresh Python process, so that the CPU peak memory belongs to this configuration alone; `keep_freed_memory` there as in training: with `keep_memory`, without checkpointing."
-    keep_memory = keep_memory and not kwargs.get("checkpointing", False)
     spec = json.dumps(dict(size=size, batch=batch, **kwargs))
     code = ("import json,sys; from cellnet3d.bench import measure_one; from cellnet3d.trainer import keep_freed_memory; "
-            f"kept = keep_freed_memory() if {keep_memory} else False; print(json.dumps(dict(measure_one(**json.loads(sys.argv[1])), malloc_kept=kept)))")
+            f"kept = keep_freed_memory({kwargs.get('checkpointing', False)}) if {keep_memory} else False; print(json.dumps(dict(measure_one(**json.loads(sys.argv[1])), malloc_kept=kept)))")
     res = subprocess.run([sys.executable, "-c", code, spec], capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"benchmark of size {size}, batch {batch} failed:\n{res.stderr[-2000:]}")

@@ -219,7 +219,7 @@ def cmd_train(args) -> int:
         if args.preset or args.config: raise UsageError("--resume continues a run with its own config; drop --preset/--config")
         cfg = config_from_args(args, resume_config(args.resume))
     else: cfg = config_from_args(args)
-    if not cfg.model.gradient_checkpointing: keep_freed_memory()   # reuse freed memory, unless the run saves memory (07_trainer)
+    keep_freed_memory(cfg.model.gradient_checkpointing)   # reuse freed memory, unless the run saves memory (07_trainer)
     start = time.perf_counter()
     run = train(cfg, out=args.out, device=args.device, resume=args.resume, progress=not args.quiet, checkpoint_every=args.checkpoint_every,
                 loggers=args.log, compile=args.compile)

@@ -752,15 +752,17 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
             for lg in tr.loggers: lg.close()
 
 # %% ../nbs/07_trainer.ipynb #a39004a8
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4                     # glibc's mallopt parameters (malloc.h)
+_MALLOPT = dict(M_MMAP_MAX=-4, M_TRIM_THRESHOLD=-1, M_TOP_PAD=-2)                # glibc's mallopt parameters (malloc.h)
 
-def keep_freed_memory(trim_mib:int=1024) -> bool:
-    "Let glibc's malloc keep freed memory (up to `trim_mib`) for the next tensor instead of unmapping it: True where applied (Linux, glibc), False elsewhere."
+def keep_freed_memory(checkpointing:bool=False, trim_mib:int=1024) -> bool:
+    "Let glibc's malloc keep freed memory (up to `trim_mib`) for the next tensor instead of unmapping it; not for a run with gradient checkpointing (its freed blocks fragment the heap). True where applied."
     import ctypes, platform
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc": return False
+    if checkpointing or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc": return False
     libc = ctypes.CDLL("libc.so.6")
-    for param, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, trim_mib * 2**20), (_M_TOP_PAD, 256 * 2**20)):
-        if libc.mallopt(param, value) != 1: raise OSError(f"glibc's mallopt refused parameter {param} = {value}")
+    for name, value in (("M_MMAP_MAX", 0), ("M_TRIM_THRESHOLD", trim_mib * 2**20), ("M_TOP_PAD", 256 * 2**20)):
+        if libc.mallopt(_MALLOPT[name], value) != 1:
+            raise OSError(f"glibc's mallopt refused {name} = {value} (glibc {platform.libc_ver()[1]}); "
+                          "run with the default malloc instead (cellnet3d bench --default-malloc)")
     return True
 
 # %% ../nbs/07_trainer.ipynb #5a911dfb
