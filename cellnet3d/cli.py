@@ -6,26 +6,41 @@
 from __future__ import annotations
 import argparse, importlib, importlib.util, json, os, subprocess, sys, time, traceback, warnings
 from pathlib import Path
-from .config import CellNetConfig, ConfigError, PRESETS, TASKS
+import re
+from .config import CellNetConfig, ConfigError, PRESETS, TASKS, _FIELD_PART
 
 # %% auto #0
-__all__ = ['DOCTOR_CHECKS', 'COMMANDS', 'UsageError', 'parse_set', 'config_from_args', 'make_parser', 'cmd_config', 'cmd_doctor',
-           'format_run_results', 'launch_nproc', 'cmd_train', 'cmd_eval', 'cmd_ask', 'cmd_bench', 'main']
+__all__ = ['LIST_FIELDS', 'DOCTOR_CHECKS', 'COMMANDS', 'UsageError', 'parse_list', 'parse_set', 'config_from_args', 'make_parser',
+           'cmd_config', 'cmd_doctor', 'format_run_results', 'launch_nproc', 'cmd_train', 'cmd_eval', 'cmd_ask',
+           'cmd_bench', 'main']
 
 # %% ../nbs/07b_cli.ipynb #8c6b6301
 class UsageError(ValueError):
     "A command-line value that cannot be used; reported as one line with exit code 2."
 
+LIST_FIELDS = tuple(k for k, part in _FIELD_PART.items() if isinstance(getattr(getattr(CellNetConfig(), part), k), tuple))
+
+def _scalar(raw:str):
+    "One value: JSON when it parses (7, 1e-3, true), else the string without surrounding quotes."
+    raw = raw.strip()
+    try: return json.loads(raw)
+    except json.JSONDecodeError: return raw.strip("'\"")
+
+def parse_list(raw:str) -> tuple:
+    "A list field's value as typed: `8,8,8`, `8x8x8`, `[8,8,8]`, `(8, 8, 8)`, `local` or `[]` -> a tuple."
+    s = raw.strip()
+    if s[:1] + s[-1:] in ("[]", "()"): s = s[1:-1]
+    if re.fullmatch(r"\s*\d+(\s*[x×]\s*\d+)+\s*", s): s = re.sub("[x×]", ",", s)
+    return tuple(_scalar(v) for v in s.split(",") if v.strip())
+
 def parse_set(items) -> dict:
-    "`['key=value', ...]` -> {key: value}, values parsed as JSON when possible."
+    "`['key=value', ...]` -> {key: value}, values parsed as JSON when possible, list fields as `parse_list`."
     out = {}
     for item in items or []:
         key, eq, raw = item.partition("=")
-        if not eq or not key.strip():
-            raise UsageError(f"--set {item!r} must look like key=value, e.g. --set steps=7")
-        try: value = json.loads(raw)
-        except json.JSONDecodeError: value = raw
-        out[key.strip()] = tuple(value) if isinstance(value, list) else value
+        key = key.strip()
+        if not eq or not key: raise UsageError(f"--set {item!r} must look like key=value, e.g. --set steps=7")
+        out[key] = parse_list(raw) if key in LIST_FIELDS else _scalar(raw)
     return out
 
 # %% ../nbs/07b_cli.ipynb #bd4d87d9

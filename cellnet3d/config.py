@@ -51,7 +51,7 @@ class LatticeConfig:
             raise ConfigError(f"dims ({dims!r}) must be three integers (X, Y, Z), e.g. (8, 8, 8)")
         for ax, d in zip("XYZ", dims):
             if isinstance(d, bool) or not isinstance(d, int) or not 2 <= d <= MAX_EDGE:
-                raise ConfigError(f"dims {ax} ({d!r}) must be an integer from 2 to {MAX_EDGE}")
+                raise ConfigError(f"dims {ax} ({d!r}) must be an integer from 2 to {MAX_EDGE}, e.g. (8, 8, 8)")
         object.__setattr__(self, "dims", tuple(dims))
         for n in ("adaptive_radius_ratio", "local_distance_ratio", "functional_distance_ratio", "distant_distance_ratio"):
             _check_ratio(n, getattr(self, n))
@@ -129,11 +129,11 @@ class ModelConfig:
             raise ConfigError(f"dropout ({self.dropout!r}) must lie in [0, 1)")
         if not isinstance(self.gradient_checkpointing, bool):
             raise ConfigError(f"gradient_checkpointing ({self.gradient_checkpointing!r}) must be True or False")
-        if not isinstance(self.ablate, (str, tuple, list)): raise ConfigError(f"ablate ({self.ablate!r}) must be a tier name or a list of them, from {TIER_NAMES}")
+        if not isinstance(self.ablate, (str, tuple, list)): raise ConfigError(f"ablate ({self.ablate!r}) must be a tier name or a list of them, from {TIER_NAMES}, e.g. ('functional',)")
         ablate = (self.ablate,) if isinstance(self.ablate, str) else tuple(self.ablate)
         bad = [t for t in ablate if t not in TIER_NAMES]
-        if bad: raise ConfigError(f"ablate ({bad!r}) must name tiers among {TIER_NAMES}")
-        if len(set(ablate)) == len(TIER_NAMES): raise ConfigError(f"ablate ({ablate!r}) switches off every tier; keep at least one of {TIER_NAMES}")
+        if bad: raise ConfigError(f"ablate ({bad!r}) must name tiers among {TIER_NAMES}, e.g. ('functional',)")
+        if len(set(ablate)) == len(TIER_NAMES): raise ConfigError(f"ablate ({ablate!r}) switches off every tier; keep at least one of {TIER_NAMES}, e.g. ('local', 'functional')")
         object.__setattr__(self, "ablate", tuple(t for t in TIER_NAMES if t in ablate))
         if self.perception not in PERCEPTIONS: raise ConfigError(f"perception ({self.perception!r}) must be one of {PERCEPTIONS}")
 

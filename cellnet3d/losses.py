@@ -10,8 +10,9 @@ from torch import Tensor
 from .config import CellNetConfig
 
 # %% auto #0
-__all__ = ['LOSS_TERMS', 'reconstruction_loss', 'cosine_loss', 'similarity_loss', 'contrastive_loss', 'diversity_loss',
-           'step_changes', 'dynamics_loss', 'spatial_loss', 'compute_losses', 'gradient_shares']
+__all__ = ['COPY_TOLERANCE', 'LOSS_TERMS', 'reconstruction_loss', 'cosine_loss', 'similarity_loss', 'target_copies',
+           'contrastive_loss', 'diversity_loss', 'step_changes', 'dynamics_loss', 'spatial_loss', 'compute_losses',
+           'gradient_shares']
 
 # %% ../nbs/06_losses.ipynb #6d319fb0
 def _unit(x:Tensor) -> Tensor:
@@ -35,11 +36,20 @@ def similarity_loss(pred:Tensor, target:Tensor) -> Tensor:
     return diff.pow(2).sum() / max(B * (B - 1) // 2, 1)
 
 # %% ../nbs/06_losses.ipynb #bb123948
+COPY_TOLERANCE = 1e-4      # cosine within this of 1: the same target (float32 rounding of a unit self-product is ~1e-6)
+
+def target_copies(target:Tensor, tol:float=COPY_TOLERANCE) -> Tensor:
+    "BoolTensor [B, B]: j is a copy of i's target (always i itself; others by cosine > 1 − tol)."
+    t = _unit(target)
+    eye = torch.eye(len(t), dtype=torch.bool, device=t.device)
+    return eye | ((t @ t.T) > 1 - tol)                              # [B, B]
+
+# %% ../nbs/06_losses.ipynb #cd7655b0
 def contrastive_loss(pred:Tensor, target:Tensor, temperature:float=0.05) -> Tensor:
     "InfoNCE over the batch: mean of −log Σ_{j: t_j = t_i} softmax_j(cos(p_i, t_j) / τ), in [0, 2/τ + log B]."
     p, t = _unit(pred), _unit(target)
     logits = p @ t.T / temperature                                  # [B, B]
-    same = (t @ t.T) > 1 - 1e-6                                     # [B, B] copies of one's own target
+    same = target_copies(t)                                         # [B, B] one's own target and its copies
     return (logits.logsumexp(-1) - logits.masked_fill(~same, float("-inf")).logsumexp(-1)).mean()
 
 # %% ../nbs/06_losses.ipynb #59128f94
