@@ -7,6 +7,9 @@ from .mapper import *
 from .model import *
 from .linear import *
 from .losses import *
+from .run import *
+from .loggers import *
+from .memory import *
 from .trainer import *
 from .teacher import *
 from .data import *

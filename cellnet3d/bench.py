@@ -122,7 +122,7 @@ def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False,
 def measure(size:int, batch:int, keep_memory:bool=True, **kwargs) -> dict:
     "`measure_one` in a fresh Python process, so that the CPU peak memory belongs to this configuration alone; `keep_freed_memory` there as in training: with `keep_memory`, without checkpointing."
     spec = json.dumps(dict(size=size, batch=batch, **kwargs))
-    code = ("import json,sys; from cellnet3d.bench import measure_one; from cellnet3d.trainer import keep_freed_memory; "
+    code = ("import json,sys; from cellnet3d.bench import measure_one; from cellnet3d.memory import keep_freed_memory; "
             f"kept = keep_freed_memory({kwargs.get('checkpointing', False)}) if {keep_memory} else False; print(json.dumps(dict(measure_one(**json.loads(sys.argv[1])), malloc_kept=kept)))")
     res = subprocess.run([sys.executable, "-c", code, spec], capture_output=True, text=True)
     if res.returncode != 0:

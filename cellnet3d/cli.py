@@ -226,7 +226,9 @@ def launch_nproc(args) -> int:
 
 def cmd_train(args) -> int:
     "Train (or resume) and print the results."
-    from cellnet3d.trainer import train, resume_config, keep_freed_memory
+    from cellnet3d.trainer import train
+    from cellnet3d.run import resume_config
+    from cellnet3d.memory import keep_freed_memory
     if args.nproc is not None and "WORLD_SIZE" not in os.environ: return launch_nproc(args)
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every ({args.checkpoint_every}) must be at least 1 optimizer step")
@@ -234,7 +236,7 @@ def cmd_train(args) -> int:
         if args.preset or args.config: raise UsageError("--resume continues a run with its own config; drop --preset/--config")
         cfg = config_from_args(args, resume_config(args.resume))
     else: cfg = config_from_args(args)
-    keep_freed_memory(cfg.model.gradient_checkpointing)   # reuse freed memory, unless the run saves memory (07_trainer)
+    keep_freed_memory(cfg.model.gradient_checkpointing)   # reuse freed memory, unless the run saves memory (06d_memory)
     start = time.perf_counter()
     run = train(cfg, out=args.out, device=args.device, resume=args.resume, progress=not args.quiet, checkpoint_every=args.checkpoint_every,
                 loggers=args.log, compile=args.compile)

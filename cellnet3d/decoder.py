@@ -104,7 +104,8 @@ def load_run(run_dir, device="auto") -> tuple:
     "(config, best model in eval mode, DataBundle rebuilt from the run's config through the cache) of a run folder."
     from cellnet3d.config import CellNetConfig
     from cellnet3d.model import CellNet3D
-    from cellnet3d.trainer import resolve_device, check_run_data
+    from cellnet3d.trainer import resolve_device
+    from cellnet3d.run import check_run_data
     from cellnet3d.data import load_dataset
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "model.safetensors").is_file():

@@ -332,7 +332,8 @@ def evaluate_model(model:nn.Module, data, cfg, baselines:tuple=BASELINES, device
 # %% ../nbs/08_eval.ipynb #d03c6317
 def _check_same_splits(run_dir:Path, data, cfg):
     "Refuse data whose splits differ from the ones the run trained on (when the run kept their fingerprint)."
-    from cellnet3d.trainer import as_splits, data_mismatch, read_state
+    from cellnet3d.trainer import as_splits
+    from cellnet3d.run import data_mismatch, read_state
     state = run_dir / "trainer_state.pt"
     if not state.is_file(): return
     saved = read_state(state).get("data_fingerprint")
@@ -345,7 +346,8 @@ def evaluate_run(run_dir, device="auto", data=None, baselines:tuple=BASELINES) -
     "Score a run's best model and the baselines on its test split; write them into results.json['evaluation'] and return them."
     from cellnet3d.config import CellNetConfig
     from cellnet3d.model import CellNet3D
-    from cellnet3d.trainer import resolve_device, write_json, RunError, check_run_data
+    from cellnet3d.trainer import resolve_device
+    from cellnet3d.run import write_json, RunError, check_run_data
     from cellnet3d.data import load_dataset
     run_dir, device = Path(run_dir), resolve_device(device)
     if not (run_dir / "config.json").is_file() or not (run_dir / "model.safetensors").is_file():
@@ -422,7 +424,7 @@ def summarize_seeds(runs:list) -> dict:
 def _run_state(run:Path, cfg) -> str:
     "'finished', 'resumable' (it has a checkpoint), 'empty' (no run yet, or none checkpointed) or 'other' (a different or unusable run)."
     from cellnet3d.config import CellNetConfig
-    from cellnet3d.trainer import absolute_paths
+    from cellnet3d.run import absolute_paths
     if not (run / "config.json").is_file(): return "empty"
     try: same = CellNetConfig.load(run / "config.json") == absolute_paths(cfg)
     except Exception: return "other"

@@ -4,91 +4,27 @@
 
 # %% ../nbs/07_trainer.ipynb #6934377d
 from __future__ import annotations
-import hashlib, json, math, os, pickle, shlex, shutil, signal, sys, threading, time, warnings
+import json, math, shlex, shutil, signal, sys, threading, time
 import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 import torch
 from torch import Tensor
 from fastcore.basics import patch
-from .config import CellNetConfig, ConfigError
+from .config import CellNetConfig
 from .losses import compute_losses, gradient_shares, LOSS_TERMS
 from .model import CellNet3D
 from .linear import start_model
 from .distributed import DistContext, init_distributed
+from .run import (
+    SPLITS, RUN_FILES, atomic_write, write_json, RunError, RunLock, run_state, clean_orphans, data_fingerprint, data_mismatch,
+    read_state, resume_config, check_run_data, absolute_paths, _one_line, _new_run_dir, _holds_run_error)
+from .loggers import LOGGERS, check_loggers, save_curves
 
 # %% auto #0
-__all__ = ['LOCK_NAME', 'RUN_FILES', 'SPLITS', 'LOGGERS', 'RESUME_MAY_CHANGE', 'atomic_write', 'write_json', 'RunError',
-           'RunLockedError', 'RunLock', 'run_state', 'clean_orphans', 'resolve_device', 'make_optimizer', 'lr_factor',
-           'make_scheduler', 'as_splits', 'data_fingerprint', 'data_mismatch', 'unwrap', 'uses_bf16', 'batch_losses',
-           'evaluate_losses', 'Trainer', 'epoch_batches', 'read_metrics', 'TrainingDiverged', 'read_state',
-           'TrainingInterrupted', 'stop_on_signals', 'plot_curves', 'save_curves', 'LoggerError', 'TensorBoardLogger',
-           'check_loggers', 'resume_config', 'check_run_data', 'absolute_paths', 'train', 'keep_freed_memory',
-           'LiveLoss']
-
-# %% ../nbs/07_trainer.ipynb #7d8b431c
-def atomic_write(path, write) -> Path:
-    "Call `write(tmp_path)` on a temporary file beside `path`, then rename it onto `path`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")   # keeps the suffix: some writers look at it
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
-    return path
-
-def write_json(path, obj) -> Path:
-    "Write `obj` as indented JSON to `path`, atomically."
-    return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
-
-# %% ../nbs/07_trainer.ipynb #619d84d5
-try: import fcntl
-except ImportError: fcntl = None                  # Windows: msvcrt below
-
-class RunError(ValueError):
-    "A run folder that cannot be used as asked; the message names the folder and the command that works."
-
-class RunLockedError(RunError):
-    "Another process is writing into the run folder."
-
-LOCK_NAME = ".lock"
-
-class RunLock:
-    "An exclusive lock on `run_dir` (an OS lock on run_dir/.lock, released when the process ends, even by SIGKILL)."
-    def __init__(self, run_dir): self.run_dir, self.fd = Path(run_dir), None
-    def acquire(self) -> RunLock:
-        fd = os.open(self.run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if fcntl: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            else: import msvcrt; msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"; os.close(fd)
-            raise RunLockedError(f"run folder {str(self.run_dir)!r} is in use by another training process (pid {holder}); "
-                                 "wait for it to end, or train into another --out folder") from None
-        os.ftruncate(fd, 0); os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
-        return self
-    def release(self):
-        if self.fd is not None: os.close(self.fd); self.fd = None     # closing the descriptor drops the lock
-    def __enter__(self): return self.acquire()
-    def __exit__(self, *exc): self.release()
-
-
-# %% ../nbs/07_trainer.ipynb #1230f9e1
-RUN_FILES = ("metrics.jsonl", "model.safetensors", "last.safetensors", "trainer_state.pt", "curves.png", "results.json")
-
-def run_state(run_dir) -> str:
-    "'checkpoint' (a resumable run), 'started' (a config but no checkpoint yet) or 'empty' (no run, or no folder)."
-    run_dir = Path(run_dir)
-    if (run_dir / "trainer_state.pt").is_file(): return "checkpoint"
-    return "started" if (run_dir / "config.json").is_file() else "empty"
-
-def clean_orphans(run_dir) -> list:
-    "Remove the temporary files (`.NAME.tmpPID.SUFFIX`) of writes cut short by a kill; return their names."
-    gone = sorted(p.name for p in Path(run_dir).glob(".*.tmp*") if p.is_file())
-    for name in gone: (Path(run_dir) / name).unlink(missing_ok=True)
-    return gone
-
+__all__ = ['resolve_device', 'make_optimizer', 'lr_factor', 'make_scheduler', 'as_splits', 'unwrap', 'uses_bf16', 'batch_losses',
+           'evaluate_losses', 'Trainer', 'epoch_batches', 'TrainingDiverged', 'TrainingInterrupted', 'stop_on_signals',
+           'train']
 
 # %% ../nbs/07_trainer.ipynb #ba6667a6
 def resolve_device(device="auto") -> torch.device:
@@ -120,8 +56,6 @@ def make_scheduler(opt:torch.optim.Optimizer, warmup_steps:int, total_steps:int)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup_steps, total_steps))
 
 # %% ../nbs/07_trainer.ipynb #49bcb112
-SPLITS = ("train", "val", "test")
-
 def _check_pair(name, pair):
     "Validate one split `(inputs, targets)` and return it as float32 tensors."
     if hasattr(pair, "inputs") and hasattr(pair, "targets"): pair = (pair.inputs, pair.targets)   # EmbeddingPairs
@@ -151,46 +85,6 @@ def as_splits(data, cfg:CellNetConfig, progress:bool|None=None) -> dict:
     dims = {(x.shape[1], y.shape[1]) for x, y in splits.values()}
     if len(dims) != 1: raise ValueError(f"all splits must have the same input and target widths, got {sorted(dims)}")
     return splits
-
-_FP_CHUNKS, _FP_DIRS, _FP_RTOL = 64, 4, 1e-5
-
-def data_fingerprint(splits:dict) -> dict:
-    "What identifies the splits on any machine: per tensor its shape, norm, and its rows' projections on 4 seeded directions summed over 64 row chunks."
-    fp = {}
-    for k in SPLITS:
-        for name, t in zip(("inputs", "targets"), splits[k]):
-            t = t.detach().cpu().double().reshape(len(t), -1)                      # [N, E]
-            g = torch.Generator().manual_seed(t.shape[1])
-            r = torch.nn.functional.normalize(torch.randn(t.shape[1], _FP_DIRS, generator=g, dtype=torch.float64), dim=0)
-            chunk = torch.arange(len(t)) * _FP_CHUNKS // max(1, len(t))             # row -> one of 64 contiguous chunks
-            sums = torch.zeros(_FP_CHUNKS, _FP_DIRS, dtype=torch.float64).index_add_(0, chunk, t @ r)
-            fp[f"{k}/{name}"] = dict(shape=list(t.shape), norm=float(t.norm()), sums=sums.flatten().tolist())
-    return fp
-
-def _legacy_fingerprint(splits:dict) -> str:
-    "The fingerprint runs kept before: a SHA-256 of the exact bytes, which differ in the last bits between CPUs."
-    h = hashlib.sha256()
-    for k in SPLITS:
-        for t in splits[k]: h.update(str(tuple(t.shape)).encode()); h.update(t.detach().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-def data_mismatch(saved, splits:dict) -> str|None:
-    "How `splits` differ from a run's stored fingerprint, or None: equal shapes, norms and sums within 1e-5 of each tensor's norm."
-    if isinstance(saved, str):                                                     # a run written by an earlier cellnet3d
-        if saved != _legacy_fingerprint(splits):
-            warnings.warn(f"the run's data fingerprint ({saved}) is an exact hash of the embeddings, as earlier versions kept it, and the "
-                          "embeddings differ in their last bits between machines, so the splits could not be checked; they are the "
-                          "run's when the data, teacher and seed are")
-        return None
-    now = data_fingerprint(splits)
-    if set(saved) != set(now): return f"tensors {sorted(now)} != the run's {sorted(saved)}"
-    for key, s in saved.items():
-        n = now[key]
-        if n["shape"] != s["shape"]: return f"{key} has shape {n['shape']}, the run's {s['shape']}"
-        tol = _FP_RTOL * max(s["norm"], 1e-12)
-        gap = max([abs(n["norm"] - s["norm"])] + [abs(a - b) for a, b in zip(n["sums"], s["sums"])])
-        if gap > tol: return f"{key} differs by {gap:.3g} in its projected sums (tolerance {tol:.3g})"
-    return None
 
 # %% ../nbs/07_trainer.ipynb #c5ba7fbb
 def unwrap(model:torch.nn.Module) -> CellNet3D:
@@ -285,17 +179,6 @@ def log(self:Trainer, record:dict):
     if not self.dist.is_main: return
     with open(self.run_dir / "metrics.jsonl", "a") as f: f.write(json.dumps(record) + "\n")
     for lg in self.loggers: lg.log(record)
-
-def read_metrics(run_dir) -> list:
-    "The records of a run's metrics.jsonl (a last line cut short by a kill is left out)."
-    p = Path(run_dir) / "metrics.jsonl"
-    lines = [l for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
-    out = []
-    for i, l in enumerate(lines):
-        try: out.append(json.loads(l))
-        except json.JSONDecodeError:
-            if i < len(lines) - 1: raise ValueError(f"{p}: line {i + 1} is not valid JSON; only the last line may be cut short") from None
-    return out
 
 # %% ../nbs/07_trainer.ipynb #7160de4d
 class TrainingDiverged(RunError):
@@ -413,29 +296,6 @@ def save_state(self:Trainer) -> Path:
     return path
 
 
-# %% ../nbs/07_trainer.ipynb #b953e66e
-_STATE_KEYS = ("epoch", "step", "elapsed_s", "model", "optimizer", "scheduler", "rng_cpu", "rng_cuda", "best_val", "best_epoch",
-               "bad_epochs", "finished", "stopped_early", "metrics_bytes", "data_fingerprint")
-
-def _one_line(e:BaseException, limit:int=300) -> str:
-    "An exception as one line: its type and its message with the whitespace folded."
-    msg = " ".join(str(e).split())
-    return f"{type(e).__name__}: {msg[:limit]}{'…' if len(msg) > limit else ''}"
-
-def read_state(path) -> dict:
-    "A trainer_state.pt read with `weights_only=True`; anything else is refused with the file's name and what to do."
-    path = Path(path)
-    hint = f"delete it to start the run in {str(path.parent)!r} again from step 0, or train into a new --out folder"
-    try: st = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise RunError(f"{str(path)!r} holds pickled Python objects, which are never loaded (loading them could run code); "
-                       f"it was not written by cellnet3d: {hint}") from None
-    except Exception as e: raise RunError(f"{str(path)!r} is not a readable trainer state ({_one_line(e)}); {hint}") from None
-    missing = [k for k in _STATE_KEYS if not isinstance(st, dict) or k not in st]
-    if missing: raise RunError(f"{str(path)!r} is not a cellnet3d trainer state (missing {missing[:4]}{'…' if len(missing) > 4 else ''}); {hint}")
-    return st
-
-
 # %% ../nbs/07_trainer.ipynb #cbe7f126
 @patch
 def load_state(self:Trainer):
@@ -490,27 +350,6 @@ def stop_on_signals(trainer:Trainer):
     finally:
         for s, h in old.items(): signal.signal(s, h)
 
-
-# %% ../nbs/07_trainer.ipynb #ce65aaf8
-def plot_curves(records:list):
-    "A matplotlib Figure of the loss terms and the validation loss against steps, from metrics records."
-    from matplotlib.figure import Figure
-    steps = [r for r in records if r.get("kind") == "step"]
-    epochs = [r for r in records if r.get("kind") == "epoch"]
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    ax, ax2 = fig.subplots(1, 2)
-    ax.plot([r["step"] for r in steps], [r["total"] for r in steps], label="train total", lw=1)
-    ax.plot([r["step"] for r in epochs], [r["val_total"] for r in epochs], "o-", label="val total")
-    ax.set(xlabel="step", ylabel="loss", title="total loss"); ax.legend()
-    for k in LOSS_TERMS: ax2.plot([r["step"] for r in steps], [r[k] for r in steps], label=k, lw=1)
-    ax2.set_yscale("symlog", linthresh=1e-4)
-    ax2.set(xlabel="step", title="loss terms (train)"); ax2.legend(fontsize=8)
-    return fig
-
-def save_curves(run_dir) -> Path:
-    "Draw the run's curves.png from its metrics.jsonl, atomically."
-    fig = plot_curves(read_metrics(run_dir))
-    return atomic_write(Path(run_dir) / "curves.png", lambda p: fig.savefig(p, format="png", dpi=100))
 
 # %% ../nbs/07_trainer.ipynb #3211a428
 @patch
@@ -597,103 +436,6 @@ def fit(self:Trainer, stop_after_epoch:int|None=None) -> Path:
     return self.run_dir
 
 
-# %% ../nbs/07_trainer.ipynb #17b361f4
-class LoggerError(ValueError):
-    "A logger that cannot run here; the message says what to install (the command line shows it as a one-line error)."
-
-def _require_tensorboard():
-    try:
-        import tensorboard  # noqa: F401  (torch's SummaryWriter needs the package)
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise LoggerError('--log tensorboard needs the tensorboard package: pip install "cellnet3d[tensorboard]" (or pip install tensorboard)') from None
-    return SummaryWriter
-
-class TensorBoardLogger:
-    "Every record of a run as TensorBoard scalars (and the curves figure per epoch) in `run_dir/tensorboard`."
-    def __init__(self, run_dir):
-        self.run_dir = Path(run_dir)
-        self.writer = _require_tensorboard()(log_dir=str(self.run_dir / "tensorboard"))
-
-    def log(self, record:dict):
-        kind, step, w = record.get("kind"), record.get("step", 0), self.writer
-        if kind == "step":
-            for k in (*LOSS_TERMS, "total"): w.add_scalar(f"train/{k}", record[k], step)
-            for k in ("lr", "grad_norm"): w.add_scalar(f"train/{k}", record[k], step)
-            for k in ("cell_steps_per_s", "samples_per_s"): w.add_scalar(f"speed/{k}", record[k], step)
-        elif kind == "epoch":
-            for k, v in record.items():
-                if k.startswith("val_") and isinstance(v, (int, float)): w.add_scalar(f"val/{k[4:]}", v, step)
-            for k in (*LOSS_TERMS, "total"): w.add_scalar(f"epoch/train_{k}", record[k], step)
-            w.add_scalar("speed/epoch_cell_steps_per_s", record["cell_steps_per_s"], step)
-            w.add_figure("curves", plot_curves(read_metrics(self.run_dir)), step, close=True)
-        elif kind == "grad_shares":
-            for k in LOSS_TERMS:
-                if k in record: w.add_scalar(f"grad_share/{k}", record[k], step)
-        w.flush()
-
-    def close(self): self.writer.close()
-
-LOGGERS = {"tensorboard": TensorBoardLogger}
-
-def check_loggers(names) -> tuple:
-    "Validate logger names before a run starts: unknown names and missing packages fail here."
-    names = tuple(names or ())
-    bad = [n for n in names if n not in LOGGERS]
-    if bad: raise ValueError(f"logger {bad[0]!r} is not known; choose from {sorted(LOGGERS)}")
-    if "tensorboard" in names: _require_tensorboard()
-    return names
-
-# %% ../nbs/07_trainer.ipynb #60ec5115
-RESUME_MAY_CHANGE = ("epochs", "patience", "log_every")
-
-def _flat(cfg:CellNetConfig) -> dict:
-    "The config as one flat dict of field -> value."
-    return {k: v for part in cfg.to_dict().values() for k, v in part.items()}
-
-def _holds_run_error(run:Path) -> RunError:
-    return RunError(f"run folder {str(run)!r} already holds a run (it has a checkpoint); continue it with `cellnet3d train --resume {run}` "
-                    "(train(resume=...) in Python), or train into another --out folder")
-
-def _new_run_dir(out) -> Path:
-    "The folder a new run will use: `out`, or runs/<date-time>; refuse a file, or a folder that holds a resumable run."
-    if out is None: return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise RunError(f"--out {str(out)!r} is a file, not a folder; give a new or empty folder")
-    if run_state(out) == "checkpoint":
-        with RunLock(out): raise _holds_run_error(out)          # unless a writer holds it: then that is the message
-    return out
-
-def resume_config(run, cfg:CellNetConfig|None=None) -> CellNetConfig:
-    "The config of the run in folder `run`, with what `cfg` may change in it (`RESUME_MAY_CHANGE`)."
-    run = Path(run)
-    if not run.is_dir(): raise RunError(f"cannot resume {str(run)!r}: the folder does not exist; give a run folder written by `cellnet3d train`")
-    if not (run / "config.json").is_file():
-        raise RunError(f"cannot resume {str(run)!r}: it holds no config.json, so no run was started there; start one with `cellnet3d train --out {run}`")
-    saved = CellNetConfig.load(run / "config.json")
-    if cfg is None: return saved
-    changed = sorted(k for k, v in _flat(cfg).items() if _flat(saved)[k] != v and k not in RESUME_MAY_CHANGE)
-    if changed: raise ConfigError(f"a resumed run keeps its config; {changed} differ from {str(run / 'config.json')!r} "
-                                  f"(only {list(RESUME_MAY_CHANGE)} may change)")
-    return cfg
-
-def check_run_data(cfg:CellNetConfig, run):
-    "Refuse a run whose config names a data file that is not there, saying the path came from the run's config.json."
-    d = cfg.train.data
-    if d and not Path(d).expanduser().is_file():
-        rel = "" if Path(d).is_absolute() else f", relative to the current directory {str(Path.cwd())!r}"
-        raise RunError(f"the run's data file {d!r} (from {str(Path(run) / 'config.json')!r}) does not exist{rel}; put it back, "
-                       "or pass the same data explicitly")
-
-def absolute_paths(cfg:CellNetConfig) -> CellNetConfig:
-    "`cfg` with its data file and a teacher given as a folder made absolute, so a run reads the same files from any directory."
-    from cellnet3d.teacher import _looks_like_path
-    t, over = cfg.train, {}
-    if t.data: over["data"] = str(Path(t.data).expanduser().absolute())
-    if _looks_like_path(t.teacher): over["teacher"] = str(Path(t.teacher).expanduser().absolute())
-    return cfg.replace(**over) if any(getattr(t, k) != v for k, v in over.items()) else cfg
-
-
 # %% ../nbs/07_trainer.ipynb #176b6988
 def _check_epochs(tr:Trainer):
     "After a resume: refuse `epochs` below what the run has trained; finish a run that reached them."
@@ -750,46 +492,3 @@ def train(cfg:CellNetConfig|None=None, data=None, out=None, device="auto", resum
                            f"`cellnet3d train --resume {run} --nproc {dist.world}`") from None
         finally:
             for lg in tr.loggers: lg.close()
-
-# %% ../nbs/07_trainer.ipynb #a39004a8
-_MALLOPT = dict(M_MMAP_MAX=-4, M_TRIM_THRESHOLD=-1, M_TOP_PAD=-2)                # glibc's mallopt parameters (malloc.h)
-
-def keep_freed_memory(checkpointing:bool=False, trim_mib:int=1024) -> bool:
-    "Let glibc's malloc keep freed memory (up to `trim_mib`) for the next tensor instead of unmapping it; not for a run with gradient checkpointing (its freed blocks fragment the heap). True where applied."
-    import ctypes, platform
-    if checkpointing or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc": return False
-    libc = ctypes.CDLL("libc.so.6")
-    for name, value in (("M_MMAP_MAX", 0), ("M_TRIM_THRESHOLD", trim_mib * 2**20), ("M_TOP_PAD", 256 * 2**20)):
-        if libc.mallopt(_MALLOPT[name], value) != 1:
-            raise OSError(f"glibc's mallopt refused {name} = {value} (glibc {platform.libc_ver()[1]}); "
-                          "run with the default malloc instead (cellnet3d bench --default-malloc)")
-    return True
-
-# %% ../nbs/07_trainer.ipynb #5a911dfb
-class LiveLoss:
-    "A FigureWidget of a run's training and validation totals, fed from its metrics.jsonl (a thread polls it inside `with`)."
-    def __init__(self, run_dir, every:float=1.0):
-        import plotly.graph_objects as go
-        self.run_dir, self.every, self.seen = Path(run_dir), every, 0
-        self.fig = go.FigureWidget(layout=dict(title="training loss (live)", xaxis_title="optimizer step", yaxis_title="loss",
-                                               height=360, width=760, legend_title="total"))
-        self.fig.add_scatter(x=[], y=[], mode="lines", name="train")
-        self.fig.add_scatter(x=[], y=[], mode="lines+markers", name="validation")
-    def update(self) -> int:
-        "Add the records written since the last call; return how many."
-        recs = read_metrics(self.run_dir)[self.seen:] if (self.run_dir / "metrics.jsonl").exists() else []
-        steps = [r for r in recs if r.get("kind") == "step"]; epochs = [r for r in recs if r.get("kind") == "epoch"]
-        with self.fig.batch_update():
-            tr, va = self.fig.data
-            if steps: tr.x, tr.y = tuple(tr.x) + tuple(r["step"] for r in steps), tuple(tr.y) + tuple(r["total"] for r in steps)
-            if epochs: va.x, va.y = tuple(va.x) + tuple(r["step"] for r in epochs), tuple(va.y) + tuple(r["val_total"] for r in epochs)
-        self.seen += len(recs)
-        return len(recs)
-    def _poll(self):
-        while not self._stop.wait(self.every): self.update()
-    def __enter__(self):
-        import threading
-        self._stop = threading.Event(); self._thread = threading.Thread(target=self._poll, daemon=True); self._thread.start()
-        return self
-    def __exit__(self, *exc):
-        self._stop.set(); self._thread.join(); self.update()

@@ -78,7 +78,7 @@ def test_a_killed_rank_ends_the_run(tmp_path):
           "\n".join(l for l in out.splitlines() if "rank" in l or "exitcode" in l or "Signal" in l))
     assert ended < 120
     assert "rank" in out and ("-9" in out or "SIGKILL" in out), out[-3000:]                # torchrun names the rank and its signal
-    from cellnet3d.trainer import read_state
+    from cellnet3d.run import read_state
     from cellnet3d import CellNet3D
     state = read_state(run / "trainer_state.pt")                          # the last checkpoint stays loadable
     assert state["step"] >= 1

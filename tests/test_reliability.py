@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cellnet3d import cli as cli_module  # noqa: E402
-from cellnet3d.trainer import train, read_state, read_metrics, LOCK_NAME  # noqa: E402
+from cellnet3d.trainer import train  # noqa: E402
+from cellnet3d.run import read_state, read_metrics, LOCK_NAME  # noqa: E402
 from cellnet3d.config import CellNetConfig  # noqa: E402
 
 N_EMB, EPOCHS, EVERY = 120, 3, 4             # 96 training rows at batch 8: 12 steps an epoch, 36 in all, a checkpoint every 4
