@@ -10,6 +10,7 @@ from .losses import *
 from .trainer import *
 from .teacher import *
 from .data import *
+from .wordnet import *
 from .evaluate import *
 from .decoder import *
 from .distributed import *
