@@ -13,6 +13,7 @@ from .memory import *
 from .trainer import *
 from .teacher import *
 from .data import *
+from .wordnet import *
 from .evaluate import *
 from .decoder import *
 from .distributed import *
