@@ -4,6 +4,7 @@ from .config import *
 from .lattice import *
 from .moe import *
 from .mapper import *
+from .tokens import *
 from .model import *
 from .linear import *
 from .losses import *
@@ -15,5 +16,6 @@ from .teacher import *
 from .data import *
 from .wordnet import *
 from .evaluate import *
+from .compose import *
 from .decoder import *
 from .distributed import *

@@ -138,16 +138,17 @@ class ModelConfig:
         if self.perception not in PERCEPTIONS: raise ConfigError(f"perception ({self.perception!r}) must be one of {PERCEPTIONS}")
 
 # %% ../nbs/00_config.ipynb #2245ef03
-TASKS = ("autoencode", "dialogue")
+TASKS = ("autoencode", "dialogue", "compose")
 INITS = ("linear", "random")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 @dataclass(frozen=True)
 class TrainConfig:
     "The task, teacher, data and optimisation settings of a training run, with the loss weights."
-    task: str = "autoencode"         # autoencode: target = input; dialogue: question -> answer
+    task: str = "autoencode"         # autoencode: target = input; dialogue: question -> answer; compose: tokens -> sentence
     teacher: str = "bundled"         # bundled all-MiniLM-L6-v2, a hub name or a local folder
-    data: str = ""                   # "" = the bundled chatterbot corpus, else a file path
+    data: str = ""                   # "" = the bundled chatterbot corpus, "wordnet" (or "wordnet:FOLDER"), else a file path
+    max_texts: int = 0               # 0 = all; else the first N texts (or pairs) of a seeded shuffle of a large corpus (wordnet)
     batch_size: int = 16
     epochs: int = 4
     lr: float = 2e-3
@@ -186,6 +187,8 @@ class TrainConfig:
                 raise ConfigError(f"{n} ({v!r}) must be a finite number of at least 0")
         if not isinstance(self.warmup_steps, int) or not isinstance(self.seed, int):
             raise ConfigError(f"warmup_steps ({self.warmup_steps!r}) and seed ({self.seed!r}) must be integers")
+        if isinstance(self.max_texts, bool) or not isinstance(self.max_texts, int) or self.max_texts < 0:
+            raise ConfigError(f"max_texts ({self.max_texts!r}) must be 0 (every text) or a positive integer, e.g. 20000")
         if self.seed >= 2**32: raise ConfigError(f"seed ({self.seed}) must be an integer from 0 to {2**32 - 1}")     # what torch's generators take, with room for the epoch
         if not self.dynamics_floor < self.dynamics_ceiling:
             raise ConfigError(f"dynamics_floor ({self.dynamics_floor}) must be below dynamics_ceiling ({self.dynamics_ceiling})")

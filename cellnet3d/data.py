@@ -15,13 +15,14 @@ from safetensors.torch import load_file
 
 from .config import CellNetConfig
 from .teacher import TeacherEncoder, cached_embeddings
+from .tokens import face_token_ids, static_token_vectors
 
 
 # %% auto #0
-__all__ = ['TEXT_SUFFIXES', 'EMBEDDING_SUFFIXES', 'DataError', 'TextPairs', 'chatterbot_folder', 'bundled_corpus', 'corpus_stats',
-           'format_stats', 'load_texts', 'PairEmbeddings', 'load_embeddings', 'group_ids', 'split_indices',
-           'EmbeddingPairs', 'DataBundle', 'load_dataset', 'topic_styles', 'topic_colors', 'pca_2d',
-           'plot_corpus_stats', 'plot_embedding_pca', 'qa_cosines', 'plot_qa_similarity']
+__all__ = ['TEXT_SUFFIXES', 'EMBEDDING_SUFFIXES', 'CORPORA', 'DataError', 'TextPairs', 'chatterbot_folder', 'bundled_corpus',
+           'corpus_stats', 'format_stats', 'load_texts', 'PairEmbeddings', 'load_embeddings', 'group_ids',
+           'split_indices', 'EmbeddingPairs', 'DataBundle', 'load_dataset', 'compose_token_table', 'topic_styles',
+           'topic_colors', 'pca_2d', 'plot_corpus_stats', 'plot_embedding_pca', 'qa_cosines', 'plot_qa_similarity']
 
 # %% ../nbs/05b_data.ipynb #3627fc75
 class DataError(ValueError):
@@ -36,6 +37,7 @@ class TextPairs:
     topics: list
     source: str
     skipped: int = 0   # malformed entries left out
+    groups: list | None = None   # split group per row (rows of one group stay in one split); None: by question text
 
     def __len__(self): return len(self.questions)
     @property
@@ -45,7 +47,7 @@ class TextPairs:
     def subset(self, idx) -> TextPairs:
         "The rows `idx` as a new `TextPairs`."
         pick = lambda xs: None if xs is None else [xs[i] for i in idx]
-        return TextPairs(pick(self.questions), pick(self.answers), pick(self.topics), self.source)
+        return TextPairs(pick(self.questions), pick(self.answers), pick(self.topics), self.source, groups=pick(self.groups))
     def __repr__(self): return f"TextPairs({len(self)} {'pairs' if self.answers is not None else 'texts'} from {self.source!r}, {len(set(self.topics))} topics)"
 
 # %% ../nbs/05b_data.ipynb #aaa6d022
@@ -275,9 +277,10 @@ class EmbeddingPairs(torch.utils.data.Dataset):
     "One split: `(input [E], target [E])` rows; `targets=None` means autoencoding (target = input)."
     def __init__(self, inputs:torch.Tensor, targets:torch.Tensor|None=None, input_texts:list|None=None,
                  target_texts:list|None=None, topics:list|None=None):
-        self.inputs = _check_matrix(inputs, "inputs")                            # [N, E]
+        tokens = isinstance(inputs, torch.Tensor) and inputs.dtype == torch.long and targets is not None   # compose: token ids [N, L]
+        self.inputs = inputs.contiguous() if tokens else _check_matrix(inputs, "inputs")  # [N, E] (or [N, L] ids)
         self.targets = self.inputs if targets is None else _check_matrix(targets, "targets")
-        if self.targets.shape != self.inputs.shape:
+        if self.targets.shape != self.inputs.shape and not (tokens and len(self.targets) == len(self.inputs)):
             raise DataError(f"targets have shape {list(self.targets.shape)} but inputs have {list(self.inputs.shape)}; expected the same")
         if targets is None and target_texts is None: target_texts = input_texts
         for name, xs in (("input_texts", input_texts), ("target_texts", target_texts), ("topics", topics)):
@@ -305,19 +308,21 @@ class DataBundle:
     source: str
     topics: list | None            # sorted topic names, None without topics
     teacher: TeacherEncoder | None = field(default=None, repr=False)   # the encoder used, for decoders and `ask`
+    truncated: int = 0             # compose: texts with more tokens than the face has cells (their first X·Y kept)
 
     @property
     def splits(self) -> dict: return dict(train=self.train, val=self.val, test=self.test)
     def describe(self) -> str:
         "One line: task, source, teacher, dimension and split sizes."
         sizes = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
-        return f"{self.task} on {self.source} ({self.teacher_name or 'precomputed embeddings'}, dim {self.teacher_dim}): {sizes}"
+        cut = f"; {self.truncated} text(s) longer than the face, truncated" if self.truncated else ""
+        return f"{self.task} on {self.source} ({self.teacher_name or 'precomputed embeddings'}, dim {self.teacher_dim}): {sizes}{cut}"
 
 # %% ../nbs/05b_data.ipynb #7606478f
-def _rows(task:str, q:torch.Tensor, a:torch.Tensor|None, q_texts, a_texts, topics):
+def _rows(task:str, q:torch.Tensor, a:torch.Tensor|None, q_texts, a_texts, topics, groups=None):
     "Rows of the task and their split groups: (inputs, targets or None, input texts, target texts, topics, groups)."
     if task == "dialogue":
-        return q, a, q_texts, a_texts, topics, group_ids(q_texts if q_texts is not None else q)
+        return q, a, q_texts, a_texts, topics, group_ids(groups if groups is not None else q_texts if q_texts is not None else q)
     if q_texts is not None:   # autoencode texts: every distinct text once, questions first
         first = {}
         for i, t in enumerate(q_texts + (a_texts or [])): first.setdefault(t, i)     # row of each text's first appearance
@@ -334,12 +339,20 @@ def _check_dim(dim:int, expected_dim:int|None, what:str):
         raise DataError(f"{what} have dimension {dim}, but the model expects teacher_dim {expected_dim}; "
                         f"use the teacher the model was trained with, or a new model with teacher_dim={dim}")
 
+CORPORA = {}   # name -> reader(arg or None, cfg) -> TextPairs, for `data = "name"` or `"name:arg"`; later modules add theirs (05c_wordnet)
+
+def _named_corpus(data) -> tuple|None:
+    "(name, arg) when `data` names a registered corpus rather than a file."
+    name, _, arg = str(data).partition(":")
+    return (name, arg or None) if name in CORPORA and not Path(str(data)).is_file() else None
+
 def load_dataset(cfg:CellNetConfig, data=None, teacher:TeacherEncoder|None=None, cache_dir=None,
                  expected_dim:int|None=None, progress:bool|None=None) -> DataBundle:
-    "Embed (through the cache) and split the data of `cfg.train` into a `DataBundle` for `cfg.train.task`."
+    "Embed (through the cache) and split the data of `cfg.train` into a `DataBundle` for `cfg.train.task` (compose: token ids -> embeddings)."
     t = cfg.train
     data = t.data if data is None else data
     if isinstance(data, (str, Path)) and str(data) == "": data = bundled_corpus()
+    elif isinstance(data, (str, Path)) and _named_corpus(data): data = CORPORA[_named_corpus(data)[0]](_named_corpus(data)[1], cfg)
     elif isinstance(data, (str, Path)):
         s = Path(data).suffix.lower()
         data = load_embeddings(data) if s in EMBEDDING_SUFFIXES else load_texts(data)
@@ -353,19 +366,31 @@ def load_dataset(cfg:CellNetConfig, data=None, teacher:TeacherEncoder|None=None,
         a = None if data.answers is None else emb[torch.tensor([index[s] for s in data.answers])]
         q_texts, a_texts, topics, name, dim = data.questions, data.answers, data.topics, teacher.name, teacher.dim
     elif isinstance(data, PairEmbeddings):
+        if t.task == "compose": raise DataError(f"task 'compose' needs texts for the teacher to tokenize, but {data.source} holds embeddings; "
+                                                "give a text file (.txt, .jsonl, .csv), '' for the bundled corpus, or wordnet")
         _check_dim(data.dim, expected_dim, f"embeddings in {data.source}")
         q, a, q_texts, a_texts, topics, name, dim, teacher = data.questions, data.answers, None, None, None, None, data.dim, None
     else: raise DataError(f"data ({type(data).__name__}) must be '' (the bundled corpus), a file path, TextPairs or PairEmbeddings")
     if t.task == "dialogue" and a is None:
         raise DataError(f"task 'dialogue' needs question/answer pairs, but {data.source} holds single texts; "
                         f"use task 'autoencode' (--task autoencode) or give question/answer records")
-    x, y, xt, yt, tops, groups = _rows(t.task, q, a, q_texts, a_texts, topics)
+    x, y, xt, yt, tops, groups = _rows("autoencode" if t.task == "compose" else t.task, q, a, q_texts, a_texts, topics,
+                                       getattr(data, "groups", None))
+    truncated = 0
+    if t.task == "compose":                                                       # every distinct text once: its tokens -> its embedding
+        X, Y, _ = cfg.lattice.dims
+        ids, lengths = face_token_ids(teacher.model.tokenizer, xt, X * Y)           # [N, X·Y], [N]
+        x, y, yt, truncated = ids, x, xt, int((lengths > X * Y).sum())
     pick = lambda xs, ix: None if xs is None else [xs[i] for i in ix.tolist()]
     try: split = split_indices(groups, t.val_fraction, t.test_fraction, t.seed)
     except DataError as e: raise DataError(f"{data.source}: {e}") from None
     parts = [EmbeddingPairs(x[ix], None if y is None else y[ix], pick(xt, ix), pick(yt, ix), pick(tops, ix)) for ix in split]
     return DataBundle(*parts, task=t.task, teacher_dim=dim, teacher_name=name, source=data.source,
-                      topics=sorted(set(topics)) if topics else None, teacher=teacher)
+                      topics=sorted(set(topics)) if topics else None, teacher=teacher, truncated=truncated)
+
+def compose_token_table(cfg:CellNetConfig) -> torch.Tensor:
+    "The static token vectors [V, E] of the config's teacher, which a compose model writes onto its face."
+    return static_token_vectors(TeacherEncoder(cfg.train.teacher))
 
 # %% ../nbs/05b_data.ipynb #f61ceb6b
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")

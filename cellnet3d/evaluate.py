@@ -14,14 +14,14 @@ from .linear import (LinearBaseline, LinearStart, RIDGES, fit_mean, fit_sim, fit
                               fit_linear_start, start_model, surface_size, warm_start_)
 
 # %% auto #0
-__all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'MAKE_HERE', 'unit_rows', 'cosine_to_target', 'centred_cosine', 'r2_score',
-           'prediction_spread', 'dedupe', 'retrieval_ranks', 'recall_at_k', 'mean_reciprocal_rank', 'score_predictions',
-           'count_parameters', 'mlp_width_for', 'MatchedMLP', 'SurfaceMLP', 'train_like_cube', 'train_mlp',
-           'train_surface_mlp', 'headline_metric', 'model_label', 'format_results', 'plot_metrics', 'recall_curve',
-           'plot_recall_curves', 'fit_baselines', 'fit_baselines_names', 'predict_embeddings', 'sentence_bank',
-           'evaluate_model', 'evaluate_run', 'save_run_pretrained', 'signal_by_depth', 'plot_signal_by_depth',
-           'summarize_seeds', 'evaluate_seeds', 'ablation_variants', 'variant_folder', 'compare_configs',
-           'plot_comparison', 'comparison_table', 'missing_runs', 'runs_ready']
+__all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'TASK_EVALUATORS', 'MAKE_HERE', 'unit_rows', 'cosine_to_target', 'centred_cosine',
+           'r2_score', 'prediction_spread', 'dedupe', 'retrieval_ranks', 'recall_at_k', 'mean_reciprocal_rank',
+           'score_predictions', 'count_parameters', 'mlp_width_for', 'MatchedMLP', 'SurfaceMLP', 'train_like_cube',
+           'train_mlp', 'train_surface_mlp', 'headline_metric', 'model_label', 'format_results', 'plot_metrics',
+           'recall_curve', 'plot_recall_curves', 'fit_baselines', 'fit_baselines_names', 'predict_embeddings',
+           'sentence_bank', 'evaluate_model', 'evaluate_run', 'save_run_pretrained', 'signal_by_depth',
+           'plot_signal_by_depth', 'summarize_seeds', 'evaluate_seeds', 'ablation_variants', 'variant_folder',
+           'compare_configs', 'plot_comparison', 'comparison_table', 'missing_runs', 'runs_ready']
 
 # %% ../nbs/08_eval.ipynb #7fdccf20
 def unit_rows(x:Tensor) -> Tensor:
@@ -137,7 +137,7 @@ def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Ten
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     total = math.ceil(len(x) / t.batch_size) * t.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, t.warmup_steps, total))
-    x, y, val_x, val_y = (a.float().to(device) for a in (x, y, val_x, val_y))
+    x, y, val_x, val_y = ((a if a.dtype == torch.long else a.float()).to(device) for a in (x, y, val_x, val_y))   # long: token ids
     best, best_state, waited = math.inf, None, 0
     for epoch in range(t.epochs):
         model.train()
@@ -170,8 +170,8 @@ def train_surface_mlp(train:tuple, val:tuple, cfg, n_params:int, base:LinearBase
     return train_like_cube(model, *train, *val, cfg, device)
 
 # %% ../nbs/08_eval.ipynb #2fe7d729
-METRICS = ("cosine", "centred_cosine", "r2", "spread", "recall@1", "recall@10", "mrr", "decode@1", "decode@5")
-_HEADERS = dict(zip(METRICS + ("gain",), ("cos", "centred", "R²", "spread", "R@1", "R@10", "MRR", "dec@1", "dec@5", "gain")))
+METRICS = ("cosine", "centred_cosine", "r2", "spread", "recall@1", "recall@10", "mrr", "decode@1", "decode@5", "pair_mrr")
+_HEADERS = dict(zip(METRICS + ("gain",), ("cos", "centred", "R²", "spread", "R@1", "R@10", "MRR", "dec@1", "dec@5", "pair MRR", "gain")))
 
 def headline_metric(task:str) -> str:
     "The metric a task is judged by: MRR of question → answer retrieval for dialogue, R² for autoencode."
@@ -198,7 +198,8 @@ def format_results(results:dict) -> str:
     rows = [["model", "params"] + [_HEADERS[c] for c in cols]]
     for name, row in models.items():
         p = params.get(name)
-        rows.append([model_label(name, k), f"{p:,}" if p else ""] + [_cell(row.get(c), spread) for c in cols])
+        label = results.get("labels", {}).get(name) or model_label(name, k)           # a task may name its rows (08b_compose)
+        rows.append([label, f"{p:,}" if p else ""] + [_cell(row.get(c), spread) for c in cols])
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
     n = results.get("n", {})
@@ -276,7 +277,8 @@ def fit_baselines_names(cfg, names:tuple=BASELINES) -> list:
 def predict_embeddings(model:nn.Module, x:Tensor, batch_size:int=256, device="cpu") -> Tensor:
     "Predictions of `model` for inputs [N, E] in batches, eval mode, float32 on the CPU: [N, E]."
     was = model.training; model.eval(); model.to(device)
-    out = torch.cat([model(x[i:i + batch_size].float().to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    x = x if x.dtype == torch.long else x.float()                                    # long: compose's token ids
+    out = torch.cat([model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
     model.train(was)
     return out
 
@@ -342,7 +344,9 @@ def _check_same_splits(run_dir:Path, data, cfg):
         raise ValueError(f"the rebuilt splits of {str(run_dir)!r} differ from the ones it trained on ({why}); "
                          "evaluate with the same data, teacher and seed, or pass data= the run was trained on")
 
-def evaluate_run(run_dir, device="auto", data=None, baselines:tuple=BASELINES) -> dict:
+TASK_EVALUATORS = {}   # task -> evaluate(model, data, cfg, device=...) for tasks whose baselines live in a later module (08b_compose)
+
+def evaluate_run(run_dir, device="auto", data=None, baselines:tuple|None=None) -> dict:
     "Score a run's best model and the baselines on its test split; write them into results.json['evaluation'] and return them."
     from cellnet3d.config import CellNetConfig
     from cellnet3d.model import CellNet3D
@@ -363,7 +367,8 @@ def evaluate_run(run_dir, device="auto", data=None, baselines:tuple=BASELINES) -
         if data is None: check_run_data(cfg, run_dir)
         data = load_dataset(cfg, data=data, expected_dim=model.teacher_dim, progress=False)
     _check_same_splits(run_dir, data, cfg)
-    res = evaluate_model(model, data, cfg, baselines=baselines, device=device)
+    evaluate = TASK_EVALUATORS.get(cfg.train.task, evaluate_model)              # compose: 08b_compose adds its own
+    res = evaluate(model, data, cfg, device=device, **({} if baselines is None else dict(baselines=baselines)))
     res.update(run_dir=str(run_dir), device=str(device))
     write_json(path, {**saved, "evaluation": res})
     return res
@@ -432,7 +437,7 @@ def _run_state(run:Path, cfg) -> str:
     if (run / "results.json").is_file() and (run / "model.safetensors").is_file(): return "finished"
     return "resumable" if (run / "trainer_state.pt").is_file() else "empty"     # no checkpoint: train starts it again in place
 
-def evaluate_seeds(cfg, seeds:tuple=(0, 1, 2), data=None, out="runs/seeds", device="auto", baselines:tuple=BASELINES, progress=False) -> dict:
+def evaluate_seeds(cfg, seeds:tuple=(0, 1, 2), data=None, out="runs/seeds", device="auto", baselines:tuple|None=None, progress=False) -> dict:
     "Train and evaluate `cfg` once per seed into `out/seed-N`; the results summarised as mean ± std."
     from cellnet3d.trainer import train
     from tqdm.auto import tqdm

@@ -8,10 +8,11 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from .config import CellNetConfig
 from .model import CellNet3D
+from .tokens import mean_token_vectors
 
 # %% auto #0
 __all__ = ['RIDGES', 'LinearBaseline', 'fit_mean', 'fit_sim', 'surface_size', 'fit_pca', 'fit_rank_k_regression',
-           'fit_linear_start', 'warm_start_', 'start_model', 'LinearStart']
+           'fit_linear_start', 'warm_start_', 'start_model', 'LinearStart', 'fit_mean_tokens_ridge']
 
 # %% ../nbs/04b_linear.ipynb #712ee91d
 class LinearBaseline(nn.Module):
@@ -122,9 +123,10 @@ def warm_start_(model:CellNet3D, base:LinearBaseline, x:Tensor, gain:float=0.25,
     return model
 
 # %% ../nbs/04b_linear.ipynb #444373c6
-def start_model(cfg:CellNetConfig, train:tuple, val:tuple) -> tuple:
+def start_model(cfg:CellNetConfig, train:tuple, val:tuple, token_table:Tensor|None=None) -> tuple:
     "(model, info): the CellNet3D a run starts from, seeded by cfg.train.seed and warm-started when cfg.train.init == 'linear'."
     torch.manual_seed(cfg.train.seed)
+    if cfg.train.task == "compose": return _start_compose(cfg, train, val, token_table)
     model = CellNet3D(cfg, teacher_dim=train[0].shape[1])
     if cfg.train.init != "linear": return model, dict(init="random")
     name, base = fit_linear_start(train, val, cfg)
@@ -135,3 +137,20 @@ class LinearStart(nn.Module):
     def __init__(self, model:CellNet3D):
         super().__init__(); self.model = model
     def forward(self, x:Tensor) -> Tensor: return self.model.bypass(x)
+
+# %% ../nbs/04b_linear.ipynb #ab18f489
+def fit_mean_tokens_ridge(train:tuple, val:tuple, token_table:Tensor) -> LinearBaseline:
+    "Ridge regression (full width, ridge chosen by validation cosine) from the mean token vector of ids [N, L] to targets [N, E]."
+    x, xv = mean_token_vectors(train[0], token_table), mean_token_vectors(val[0], token_table)
+    return fit_rank_k_regression(x, train[1], min(x.shape[1], train[1].shape[1]), ridge=RIDGES, val=(xv, val[1]))
+
+def _start_compose(cfg:CellNetConfig, train:tuple, val:tuple, token_table:Tensor|None) -> tuple:
+    "(compose model, info): the skip at the mean-of-tokens ridge and the cube's read-out at zero when init = 'linear'."
+    if token_table is None: raise ValueError("a compose run needs token_table, the teacher's static token vectors (data.compose_token_table(cfg))")
+    model = CellNet3D(cfg, teacher_dim=train[1].shape[1], token_table=token_table)
+    if cfg.train.init != "linear": return model, dict(init="random")
+    base = fit_mean_tokens_ridge(train, val, token_table)
+    with torch.no_grad():
+        model.skip.weight.copy_(base.W.T); model.skip.bias.copy_(base.y_mean - base.x_mean @ base.W)
+        model.decoder.weight.zero_(); model.decoder.bias.zero_()
+    return model, dict(init="linear", linear_map="mean of tokens + ridge")

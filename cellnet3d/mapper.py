@@ -98,10 +98,10 @@ def forward(self:SurfaceMapper, surface):
 # %% ../nbs/03_mapper.ipynb #bc45ce2c
 class SurfaceExtractor(nn.Module):
     "Back face (z = Z-1) of states [B, X, Y, Z, S] -> surface [B, X, Y, C]: norm + linear per cell."
-    def __init__(self, cfg:CellNetConfig):
+    def __init__(self, cfg:CellNetConfig, channels:int|None=None):
         super().__init__()
         self.state_size = cfg.model.state_size
-        self.surface_out = nn.Linear(cfg.model.state_size, cfg.model.surface_channels)
+        self.surface_out = nn.Linear(cfg.model.state_size, channels or cfg.model.surface_channels)
 
     def forward(self, states):
         "States [B, X, Y, Z, S] -> surface [B, X, Y, C]."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_model.ipynb #e4285541
 from __future__ import annotations
-import json
+import json, math
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
@@ -14,43 +14,77 @@ from safetensors.torch import save_file, load_file
 from huggingface_hub import PyTorchModelHubMixin
 from .config import CellNetConfig, ConfigError, TIER_NAMES, lattice_summary
 from .lattice import TierAggregator
-from .mapper import EmbeddingTransformer, SurfaceMapper, SurfaceExtractor
+from .mapper import EmbeddingTransformer, SurfaceMapper, SurfaceExtractor, VolumeStateInitializer
+from .tokens import TokenFace, mean_token_vectors
 from .moe import CellStep
 
 # %% auto #0
-__all__ = ['CellNet3D', 'WeightsError', 'model_differences', 'trajectory_activity', 'plot_trajectory', 'step_gates',
-           'default_planes', 'plot_planes', 'trajectory_explorer']
+__all__ = ['CellNet3D', 'readout_channels', 'WeightsError', 'model_differences', 'trajectory_activity', 'plot_trajectory',
+           'step_gates', 'default_planes', 'plot_planes', 'trajectory_explorer']
 
 # %% ../nbs/04_model.ipynb #376a5418
 _CONFIG_CODER = (lambda c: json.loads(c.to_json()), lambda d: CellNetConfig.from_json(json.dumps(d)))
 
 class CellNet3D(nn.Module, PyTorchModelHubMixin, library_name="cellnet3d", coders={CellNetConfig: _CONFIG_CODER},
                 tags=["cellnet3d", "sentence-embeddings", "neural-cellular-automata"]):
-    "Teacher embedding [B, E] -> front face -> `steps` steps of the cube -> back face -> prediction [B, E]."
-    def __init__(self, cfg:CellNetConfig, teacher_dim:int):
+    "Teacher embedding [B, E] (or, for `compose`, token ids [B, X·Y]) -> front face -> `steps` steps of the cube -> back face -> prediction [B, E]."
+    def __init__(self, cfg:CellNetConfig, teacher_dim:int, token_table:torch.Tensor|None=None):
         super().__init__()
         if not isinstance(cfg, CellNetConfig): raise TypeError(f"cfg ({type(cfg).__name__}) must be a CellNetConfig")
-        self.cfg, self.teacher_dim = cfg, teacher_dim
-        self.embedding = EmbeddingTransformer(cfg, teacher_dim)
-        self.mapper = SurfaceMapper(cfg)
+        self.cfg, self.teacher_dim, self.compose = cfg, teacher_dim, cfg.train.task == "compose"
+        if self.compose: self._compose_modules(token_table)
+        else:
+            self.embedding = EmbeddingTransformer(cfg, teacher_dim)
+            self.mapper = SurfaceMapper(cfg)
+            self.extractor = SurfaceExtractor(cfg)
         self.step = CellStep(cfg)
-        self.extractor = SurfaceExtractor(cfg)
 
     @property
     def aggregator(self) -> TierAggregator:
         "The lattice's tier aggregator (losses use `aggregator.tier_mean(states, 0)`)."
         return self.step.aggregator
 
+# %% ../nbs/04_model.ipynb #0c88b8c5
+def readout_channels(cfg:CellNetConfig, teacher_dim:int) -> int:
+    "Channels per back-face cell: `surface_channels`, raised for `compose` until the face holds the teacher's E numbers."
+    X, Y, _ = cfg.lattice.dims
+    C = cfg.model.surface_channels
+    return max(C, math.ceil(teacher_dim / (X * Y))) if cfg.train.task == "compose" else C
+
+@patch
+def _compose_modules(self:CellNet3D, token_table):
+    "The compose task's modules: token face, volume initializer, a back face of at least E numbers, decoder and the linear skip."
+    cfg, E = self.cfg, self.teacher_dim
+    if token_table is None or token_table.ndim != 2 or token_table.shape[1] != E:
+        got = None if token_table is None else tuple(token_table.shape)
+        raise ValueError(f"a compose model needs token_table [V, {E}], the teacher's static token vectors (tokens.static_token_vectors), got {got}")
+    X, Y, _ = cfg.lattice.dims
+    C = readout_channels(cfg, E)
+    self.tokens = TokenFace(cfg, token_table)
+    self.volume = VolumeStateInitializer(cfg)
+    self.extractor = SurfaceExtractor(cfg, channels=C)
+    self.decoder = nn.Linear(X * Y * C, E)
+    self.skip = nn.Linear(E, E)
+
 # %% ../nbs/04_model.ipynb #b6d7e9ad
 @patch
 def initial_states(self:CellNet3D, emb):
-    "Embedding [B, E] -> states [B, X, Y, Z, S] before the first step."
-    return self.mapper(self.embedding.encode(emb))
+    "Embedding [B, E] (compose: token ids [B, X·Y]) -> states [B, X, Y, Z, S] before the first step."
+    if not self.compose: return self.mapper(self.embedding.encode(emb))
+    face = self.tokens(emb)                                            # [B, X, Y, S]
+    rest = self.volume()[:, :, 1:]                                     # [X, Y, Z-1, S]
+    return torch.cat([face.unsqueeze(3), rest.expand(len(face), *rest.shape)], 3)   # [B, X, Y, Z, S]
 
 @patch
 def readout(self:CellNet3D, states):
-    "States [B, X, Y, Z, S] -> prediction [B, E], from the back face."
-    return self.embedding.decode(self.extractor(states))
+    "States [B, X, Y, Z, S] -> prediction [B, E], from the back face (compose: the cube's part, without the skip)."
+    if not self.compose: return self.embedding.decode(self.extractor(states))
+    return self.decoder(self.extractor(states).flatten(1))              # [B, E]
+
+@patch
+def direct(self:CellNet3D, emb):
+    "The part of the prediction that does not pass the lattice: compose's linear map of the mean token vector [B, E], else 0."
+    return self.skip(mean_token_vectors(emb, self.tokens.table)) if self.compose else 0
 
 @patch
 def run_steps(self:CellNet3D, states, return_trajectory:bool=False):
@@ -65,14 +99,14 @@ def run_steps(self:CellNet3D, states, return_trajectory:bool=False):
 @patch
 def bypass(self:CellNet3D, emb):
     "Embedding [B, E] -> prediction [B, E] with the lattice replaced by the identity: the front face read as the back face."
-    return self.readout(self.initial_states(emb).flip(3))
+    return self.readout(self.initial_states(emb).flip(3)) + self.direct(emb)
 
 @patch
 def forward(self:CellNet3D, emb, return_trajectory:bool=False):
     "Embedding [B, E] -> prediction [B, E]; with `return_trajectory` also the states [T+1, B, X, Y, Z, S]."
     out = self.run_steps(self.initial_states(emb), return_trajectory)
-    if return_trajectory: return self.readout(out[0]), out[1]
-    return self.readout(out)
+    if return_trajectory: return self.readout(out[0]) + self.direct(emb), out[1]
+    return self.readout(out) + self.direct(emb)
 
 # %% ../nbs/04_model.ipynb #7122c778
 _WEIGHTS = "model.safetensors"
@@ -125,7 +159,7 @@ def _load(cls, path, device="cpu", config_file=None) -> CellNet3D:
             raise WeightsError(f"{str(file)!r} was saved with {k} = {got!r}, but {str(config_file)!r} says {k} = {want!r}"
                                f"{f' (and {len(diff) - 1} more field(s) differ)' if len(diff) > 1 else ''}; the two files come from "
                                "different runs: put back the run's own files")
-    model = cls(cfg, int(meta["teacher_dim"]))
+    model = cls(cfg, int(meta["teacher_dim"]), token_table=sd.get("tokens.table"))
     try: model.load_state_dict(sd)
     except RuntimeError as e:
         raise WeightsError(f"the tensors in {str(file)!r} do not fit the config in its own metadata ({' '.join(str(e).split())[:240]}); "
@@ -187,12 +221,14 @@ def _count(module) -> int: return sum(p.numel() for p in module.parameters())
 @patch
 def parameter_counts(self:CellNet3D) -> dict:
     "Parameters per component, in data-flow order, and the total."
-    out = {"embedding encode": _count(self.embedding.encoder) + _count(self.embedding.surface_norm),
-           "surface mapper (front face)": _count(self.mapper.surface_in) + self.mapper.face_position.numel(),
-           "volume initializer": _count(self.mapper.volume)}
+    if self.compose: out = {"token face": _count(self.tokens), "linear skip (mean token vector)": _count(self.skip),
+                            "volume initializer": _count(self.volume)}
+    else: out = {"embedding encode": _count(self.embedding.encoder) + _count(self.embedding.surface_norm),
+                 "surface mapper (front face)": _count(self.mapper.surface_in) + self.mapper.face_position.numel(),
+                 "volume initializer": _count(self.mapper.volume)}
     out.update({f"{t} expert": _count(e) for t, e in self.step.experts.items()})
     out.update({"tier gate": _count(self.step.gate), "surface extractor": _count(self.extractor),
-                "embedding decode": _count(self.embedding.decoder), "total": _count(self)})
+                "embedding decode": _count(self.decoder if self.compose else self.embedding.decoder), "total": _count(self)})
     return out
 
 @patch

@@ -15,6 +15,7 @@ from .config import CellNetConfig
 from .losses import compute_losses, gradient_shares, LOSS_TERMS
 from .model import CellNet3D
 from .linear import start_model
+from .data import compose_token_table
 from .distributed import DistContext, init_distributed
 from .run import (
     SPLITS, RUN_FILES, atomic_write, write_json, RunError, RunLock, run_state, clean_orphans, data_fingerprint, data_mismatch,
@@ -65,7 +66,7 @@ def _check_pair(name, pair):
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"split {name!r}: inputs {tuple(x.shape)} and targets {tuple(y.shape)} must be [N, E] with the same N > 0")
     if not (x.isfinite().all() and y.isfinite().all()): raise ValueError(f"split {name!r} holds NaN or infinite values")
-    return x.float().contiguous(), y.float().contiguous()
+    return (x.contiguous() if x.dtype == torch.long else x.float().contiguous()), y.float().contiguous()   # long: compose's token ids
 
 # %% ../nbs/07_trainer.ipynb #d4885999
 def as_splits(data, cfg:CellNetConfig, progress:bool|None=None) -> dict:
@@ -151,7 +152,8 @@ class Trainer:
         self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in splits.items()}   # small: moved once
         self.fingerprint = data_fingerprint(splits)
         if self.dist.is_main: self.run_dir.mkdir(parents=True, exist_ok=True)
-        model, self.start_info = start_model(cfg, splits["train"], splits["val"])   # seeded; warm-started when init = "linear"
+        table = compose_token_table(cfg) if cfg.train.task == "compose" else None      # the teacher's token vectors, for the face
+        model, self.start_info = start_model(cfg, splits["train"], splits["val"], table)   # seeded; warm-started when init = "linear"
         self.model = model.to(self.device)
         self.fwd = self.model                                            # what the training step calls: DDP and/or compiled
         if self.dist.active:

@@ -11,12 +11,13 @@ from typing import NamedTuple
 
 import torch
 
-from .data import DataError, TextPairs, group_ids
+import dataclasses
+from .data import DataError, TextPairs, group_ids, CORPORA
 
 # %% auto #0
 __all__ = ['WORDNET_FOLDER', 'WORDNET_FILES', 'WORDNET_POS', 'wordnet_folder', 'parse_synset', 'split_gloss', 'Synsets',
            'read_wordnet', 'wordnet_texts', 'linked_groups', 'wordnet_pairs', 'WordNetCorpus', 'wordnet_corpus',
-           'wordnet_lengths', 'plot_wordnet_lengths']
+           'wordnet_source', 'wordnet_lengths', 'plot_wordnet_lengths']
 
 # %% ../nbs/05c_wordnet.ipynb #fe48f8ca
 WORDNET_FOLDER = Path("/usr/share/wordnet")                                   # where Debian's wordnet-base puts the database
@@ -164,6 +165,14 @@ def wordnet_corpus(path=None, limit:int|None=None, seed:int=0) -> WordNetCorpus:
     syn = read_wordnet(path)
     pairs, groups, ids = wordnet_pairs(syn, limit, seed)
     return WordNetCorpus(wordnet_texts(syn, limit, seed), pairs, groups, ids, syn)
+
+# %% ../nbs/05c_wordnet.ipynb #56d0e126
+def wordnet_source(arg:str|None, cfg) -> TextPairs:
+    "The WordNet corpus for `cfg.train.task`: example -> definition pairs with their split groups (dialogue), else the texts."
+    c = wordnet_corpus(arg, limit=cfg.train.max_texts or None, seed=cfg.train.seed)
+    return dataclasses.replace(c.pairs, groups=c.groups.tolist()) if cfg.train.task == "dialogue" else c.texts
+
+CORPORA["wordnet"] = wordnet_source
 
 # %% ../nbs/05c_wordnet.ipynb #69a0f31d
 def wordnet_lengths(syn:Synsets) -> dict:

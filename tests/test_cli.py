@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cellnet3d import cli as cli_module  # noqa: E402
 
-COMMANDS = ("train", "doctor", "config", "eval", "ask", "bench")
+COMMANDS = ("train", "doctor", "config", "eval", "ask", "embed", "bench")
 
 
 def cli(*args, timeout=300):
@@ -169,3 +169,42 @@ def test_missing_later_module_is_reported(module, args, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == f"cellnet3d.{module}" else real(name, *a))
     code, out, err = run_main(*args)
     assert code == 1 and err == f"cellnet3d {args[0]}: not available: this command needs cellnet3d.{module}, which is not part of this installation\n"
+
+
+# --- compose: train, the table, embed -------------------------------------------------------------------
+
+def test_compose_train_table_and_embed(pairs_file, tmp_path):
+    "A compose run on a file of pairs: its table has the rivals and the pair MRR; `embed` writes unit rows and refuses bad input."
+    import numpy as np
+    run = tmp_path / "compose"
+    code, out, err = run_main("train", "--preset", "tiny", "--task", "compose", "--data", pairs_file, "--epochs", "1", "--out", run, "--quiet")
+    assert code == 0, err
+    for row in ("student (cube, back face 4×4×24 = 384)", "mean of tokens + ridge (384) = linear start", "linear map trained like the cube",
+                "bag-of-tokens MLP", "1D conv over tokens", "transformer (same params)", "sentences/s"):
+        assert row in out, (row, out)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("What is 3 plus 3?\nThing 2 is green.\nWhat is 3 plus 3?\n")
+    p = cli("embed", run, "--texts", texts, "--out", tmp_path / "emb.npy")
+    assert p.returncode == 0 and "3 texts ->" in p.stdout, p.stderr
+    emb = np.load(tmp_path / "emb.npy", allow_pickle=False)
+    assert emb.shape == (3, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5) and np.allclose(emb[0], emb[2], atol=1e-6)
+    (tmp_path / "gap.txt").write_text("one\n\nthree\n")
+    (tmp_path / "latin.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    (tmp_path / "none.txt").write_text("")
+    for name, phrase in (("gap.txt", "empty line(s), the first at line(s) [2]"), ("latin.txt", "is not UTF-8 text"), ("none.txt", "is empty")):
+        line = last_error_line(*run_main("embed", run, "--texts", tmp_path / name, "--out", tmp_path / "x.npy")[::2])
+        assert phrase in line, line
+    line = last_error_line(*run_main("embed", run, "--texts", texts, "--out", tmp_path / "x.pt")[::2])
+    assert "must end in .npy" in line, line
+    other = tmp_path / "autoencode"
+    assert run_main("train", "--preset", "tiny", "--data", pairs_file, "--epochs", "1", "--out", other, "--quiet")[0] == 0
+    line = last_error_line(*run_main("embed", other, "--texts", texts, "--out", tmp_path / "x.npy")[::2])
+    assert "was trained for task 'autoencode'" in line and "only compose runs embed texts" in line, line
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_wordnet_missing_is_one_line_and_no_run_folder(tmp_path):
+    line = last_error_line(*run_main("train", "--preset", "tiny", "--task", "compose", "--data", f"wordnet:{tmp_path / 'nowhere'}",
+                                     "--out", tmp_path / "run")[::2])
+    assert "wordnet-base" in line and "apt-get install -y wordnet-base" in line, line
+    assert not (tmp_path / "run").exists()
