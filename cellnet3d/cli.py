@@ -12,8 +12,8 @@ from .config import CellNetConfig, ConfigError, PRESETS, TASKS, _FIELD_PART
 
 # %% auto #0
 __all__ = ['LIST_FIELDS', 'DOCTOR_CHECKS', 'COMMANDS', 'UsageError', 'parse_list', 'parse_set', 'config_from_args', 'make_parser',
-           'cmd_config', 'cmd_doctor', 'format_run_results', 'launch_nproc', 'cmd_train', 'cmd_eval', 'cmd_embed',
-           'cmd_ask', 'cmd_bench', 'main']
+           'cmd_config', 'cmd_doctor', 'format_run_results', 'launch_nproc', 'cmd_train', 'phase_times', 'cmd_eval',
+           'cmd_embed', 'cmd_ask', 'cmd_bench', 'main']
 
 # %% ../nbs/07b_cli.ipynb #8c6b6301
 class UsageError(ValueError):
@@ -250,11 +250,22 @@ def cmd_train(args) -> int:
     run = train(cfg, out=args.out, device=args.device, resume=args.resume, progress=not args.quiet, checkpoint_every=args.checkpoint_every,
                 loggers=args.log, compile=args.compile)
     if int(os.environ.get("RANK", "0")) != 0: return 0                    # under torchrun: rank 0 reports
-    print(f"run folder: {run}  ({time.perf_counter() - start:.0f} s)")
+    trained = time.perf_counter()
+    print(f"run folder: {run}  ({trained - start:.0f} s)")
     if importlib.util.find_spec("cellnet3d.evaluate") is not None:
         print(_results_text(run, args.device))
     else: print(format_run_results(json.loads((run / "results.json").read_text())))
+    print(phase_times(run, trained - start, time.perf_counter() - trained))
     return 0
+
+def phase_times(run, train_s:float, table_s:float) -> str:
+    "One line: where the time of `cellnet3d train` went (data and start, the epochs this process trained, baselines and table) and the trainer's rate."
+    from cellnet3d.run import read_metrics
+    epochs = [r for r in read_metrics(run) if r.get("kind") == "epoch"]
+    ep_s = sum(r["seconds"] for r in epochs)
+    rate = f", {sum(r['cell_steps_per_s'] * r['seconds'] for r in epochs) / ep_s:.3g} cell-steps/s" if ep_s else ""
+    return (f"time: {train_s + table_s:.0f} s = teacher, data and start {max(train_s - ep_s, 0):.0f} s · training {ep_s:.0f} s "
+            f"({len(epochs)} epoch(s){rate}) · baselines and table {table_s:.0f} s")
 
 # %% ../nbs/07b_cli.ipynb #e3cc4289
 def cmd_eval(args) -> int:
