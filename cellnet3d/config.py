@@ -10,9 +10,9 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'TASKS', 'INITS', 'PRECISIONS', 'PRESETS', 'ConfigError', 'LatticeConfig',
-           'ModelConfig', 'TrainConfig', 'active_reach', 'steps_needed', 'CellNetConfig', 'lattice_summary',
-           'gpu_or_note', 'ratio_explorer']
+__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'TASKS', 'TOKEN_VECTORS', 'INITS', 'PRECISIONS', 'PRESETS', 'ConfigError',
+           'LatticeConfig', 'ModelConfig', 'TrainConfig', 'active_reach', 'steps_needed', 'CellNetConfig',
+           'lattice_summary', 'gpu_or_note', 'ratio_explorer']
 
 # %% ../nbs/00_config.ipynb #f9a5ee87
 class ConfigError(ValueError):
@@ -139,6 +139,7 @@ class ModelConfig:
 
 # %% ../nbs/00_config.ipynb #2245ef03
 TASKS = ("autoencode", "dialogue", "compose")
+TOKEN_VECTORS = ("static", "model2vec")
 INITS = ("linear", "random")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -149,6 +150,7 @@ class TrainConfig:
     teacher: str = "bundled"         # bundled all-MiniLM-L6-v2, a hub name or a local folder
     data: str = ""                   # "" = the bundled chatterbot corpus, "wordnet" (or "wordnet:FOLDER"), else a file path
     max_texts: int = 0               # 0 = all; else the first N texts (or pairs) of a seeded shuffle of a large corpus (wordnet)
+    token_vectors: str = "static"    # compose's token vectors: the teacher's static input embeddings, or model2vec (its output per token)
     batch_size: int = 16
     epochs: int = 4
     lr: float = 2e-3
@@ -175,6 +177,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.task not in TASKS: raise ConfigError(f"task ({self.task!r}) must be one of {TASKS}")
         if self.init not in INITS: raise ConfigError(f"init ({self.init!r}) must be one of {INITS}")
+        if self.token_vectors not in TOKEN_VECTORS: raise ConfigError(f"token_vectors ({self.token_vectors!r}) must be one of {TOKEN_VECTORS}")
         if self.precision not in PRECISIONS: raise ConfigError(f"precision ({self.precision!r}) must be one of {PRECISIONS}")
         if not isinstance(self.teacher, str) or not self.teacher: raise ConfigError(f"teacher ({self.teacher!r}) must be 'bundled', a model name or a folder")
         if not isinstance(self.data, str): raise ConfigError(f"data ({self.data!r}) must be a file path or '' for the bundled corpus")

@@ -14,15 +14,16 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from .config import CellNetConfig
-from .teacher import TeacherEncoder, cached_embeddings
-from .tokens import face_token_ids, static_token_vectors
+from .teacher import TeacherEncoder, cached_embeddings, default_cache_dir, _read_entry, _write_entry
+from .tokens import face_token_ids, static_token_vectors, token_output_vectors
 
 
 # %% auto #0
 __all__ = ['TEXT_SUFFIXES', 'EMBEDDING_SUFFIXES', 'CORPORA', 'DataError', 'TextPairs', 'chatterbot_folder', 'bundled_corpus',
            'corpus_stats', 'format_stats', 'load_texts', 'PairEmbeddings', 'load_embeddings', 'group_ids',
-           'split_indices', 'EmbeddingPairs', 'DataBundle', 'load_dataset', 'compose_token_table', 'topic_styles',
-           'topic_colors', 'pca_2d', 'plot_corpus_stats', 'plot_embedding_pca', 'qa_cosines', 'plot_qa_similarity']
+           'split_indices', 'EmbeddingPairs', 'DataBundle', 'load_dataset', 'cached_token_outputs',
+           'compose_token_table', 'topic_styles', 'topic_colors', 'pca_2d', 'plot_corpus_stats', 'plot_embedding_pca',
+           'qa_cosines', 'plot_qa_similarity']
 
 # %% ../nbs/05b_data.ipynb #3627fc75
 class DataError(ValueError):
@@ -388,9 +389,24 @@ def load_dataset(cfg:CellNetConfig, data=None, teacher:TeacherEncoder|None=None,
     return DataBundle(*parts, task=t.task, teacher_dim=dim, teacher_name=name, source=data.source,
                       topics=sorted(set(topics)) if topics else None, teacher=teacher, truncated=truncated)
 
-def compose_token_table(cfg:CellNetConfig) -> torch.Tensor:
-    "The static token vectors [V, E] of the config's teacher, which a compose model writes onto its face."
-    return static_token_vectors(TeacherEncoder(cfg.train.teacher))
+def cached_token_outputs(teacher:TeacherEncoder, cache_dir=None, progress:bool|None=None) -> torch.Tensor:
+    "The teacher's output for each vocabulary token alone (`token_output_vectors`), [V, E], computed once and cached like embeddings."
+    import hashlib
+    key = hashlib.sha256(json.dumps(dict(teacher=teacher.name, pooling=teacher.pooling, normalize=teacher.normalize,
+                                         vectors="token outputs", format=1), sort_keys=True).encode()).hexdigest()
+    path, vocab = Path(cache_dir or default_cache_dir()) / f"{key}.safetensors", teacher.model.tokenizer.vocab_size
+    if path.exists():
+        emb, reason = _read_entry(path, key, "vocabulary", vocab)
+        if emb is not None: return emb
+    emb = token_output_vectors(teacher, progress=bool(progress))
+    _write_entry(path, emb, dict(key=key, texts_sha256="vocabulary", teacher=teacher.name))
+    return emb
+
+def compose_token_table(cfg:CellNetConfig, teacher:TeacherEncoder|None=None, cache_dir=None) -> torch.Tensor:
+    "The token vectors [V, E] that a compose model of `cfg` writes onto its face: static input embeddings, or model2vec (cached)."
+    teacher = teacher or TeacherEncoder(cfg.train.teacher)
+    if cfg.train.token_vectors == "model2vec": return cached_token_outputs(teacher, cache_dir, progress=True)
+    return static_token_vectors(teacher)
 
 # %% ../nbs/05b_data.ipynb #f61ceb6b
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")

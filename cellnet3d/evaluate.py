@@ -11,7 +11,7 @@ from torch import Tensor
 from .config import CellNetConfig
 from .mapper import EmbeddingTransformer
 from .linear import (LinearBaseline, LinearStart, RIDGES, fit_mean, fit_sim, fit_pca, fit_rank_k_regression,
-                              fit_linear_start, start_model, surface_size, warm_start_)
+                              fit_linear_start, start_model, surface_size, warm_start_, TrainableLinear)
 
 # %% auto #0
 __all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'TASK_EVALUATORS', 'MAKE_HERE', 'unit_rows', 'cosine_to_target', 'centred_cosine',
@@ -181,7 +181,8 @@ def model_label(name:str, k:int=None) -> str:
     "Readable name of a results row."
     return {"student": "student (cube)", "mean": "mean vector", "pca": f"PCA-{k}", "sim": "SIM (the question)",
             "regression": f"rank-{k} regression", "mlp": "MLP (same params)",
-            "start": "linear start (lattice = identity)", "surface_mlp": "surface MLP (same params)"}.get(name, name)
+            "start": "linear start (lattice = identity)", "linear": f"rank-{k} linear map trained like the cube",
+            "surface_mlp": "surface MLP (same params)"}.get(name, name)
 
 def _cell(v, spread:bool) -> str:
     "One table cell: '0.512' or '0.512 ± 0.010'."
@@ -252,7 +253,7 @@ def plot_recall_curves(results:dict):
     return fig
 
 # %% ../nbs/08_eval.ipynb #0cde955c
-BASELINES = ("mean", "pca", "sim", "regression", "start", "surface_mlp", "mlp")
+BASELINES = ("mean", "pca", "sim", "regression", "start", "linear", "surface_mlp", "mlp")
 
 def fit_baselines(train:tuple, val:tuple, cfg, n_params:int, names:tuple=BASELINES, device="cpu") -> dict:
     "The baselines of `cfg.train.task` among `names`, fitted on `train=(x, y)`: {name: module x -> prediction}."
@@ -265,6 +266,9 @@ def fit_baselines(train:tuple, val:tuple, cfg, n_params:int, names:tuple=BASELIN
     if dialogue and "sim" in names: out["sim"] = fit_sim(x, y)
     if dialogue and "regression" in names: out["regression"] = fit_rank_k_regression(x, y, k, ridge=RIDGES, val=val)
     if "start" in names: out["start"] = LinearStart(start_model(cfg.replace(init="linear"), train, val)[0])
+    if "linear" in names:                                                  # the linear start's map, trained like the cube
+        torch.manual_seed(cfg.train.seed)
+        out["linear"] = train_like_cube(TrainableLinear(fit_linear_start(train, val, cfg)[1]), *train, *val, cfg, device)
     if "surface_mlp" in names: out["surface_mlp"] = train_surface_mlp(train, val, cfg, n_params, device=device)
     if "mlp" in names: out["mlp"] = train_mlp(x, y, *val, cfg, n_params, device=device)
     return {n: m.to("cpu").eval() for n, m in out.items()}
@@ -324,7 +328,7 @@ def evaluate_model(model:nn.Module, data, cfg, baselines:tuple=BASELINES, device
     if "start" in models:
         key = headline_metric(cfg.train.task)
         for row in models.values(): row["gain"] = row[key] - models["start"][key]
-    params = {"student": n_params, **{n: count_parameters(predictors[n]) for n in ("surface_mlp", "mlp") if n in predictors}}
+    params = {"student": n_params, **{n: count_parameters(predictors[n]) for n in ("linear", "surface_mlp", "mlp") if n in predictors}}
     return dict(task=cfg.train.task, teacher=cfg.train.teacher, dims=list(cfg.lattice.dims), surface_size=min(surface_size(cfg), *xtr.shape),
                 seed=cfg.train.seed, ablate=list(cfg.model.ablate), steps=cfg.model.steps,
                 n=dict(train=len(xtr), val=len(splits["val"][0]), test=len(xte), unique_targets=len(uniq),
@@ -411,6 +415,11 @@ def summarize_seeds(runs:list) -> dict:
     if not runs: raise ValueError("summarize_seeds needs at least one results dict")
     out = {k: v for k, v in runs[0].items() if k not in ("models", "curves", "seed", "seconds", "run_dir")}
     out["seeds"] = [r["seed"] for r in runs]
+    mean = lambda vs: sum(vs) / len(vs)
+    for k, v in out.items():                              # other numbers of every run (compose: teacher_pair_mrr, speed): their mean
+        if isinstance(v, float) and all(isinstance(r.get(k), float) for r in runs): out[k] = mean([r[k] for r in runs])
+        if isinstance(v, dict) and all(isinstance(r.get(k), dict) for r in runs):
+            out[k] = {s: mean([r[k][s] for r in runs]) if all(isinstance(r[k].get(s), float) for r in runs) else x for s, x in v.items()}
     models = {}
     for name in runs[0]["models"]:
         rows = [r["models"][name] for r in runs if name in r["models"]]

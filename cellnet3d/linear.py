@@ -12,7 +12,7 @@ from .tokens import mean_token_vectors
 
 # %% auto #0
 __all__ = ['RIDGES', 'LinearBaseline', 'fit_mean', 'fit_sim', 'surface_size', 'fit_pca', 'fit_rank_k_regression',
-           'fit_linear_start', 'warm_start_', 'start_model', 'LinearStart', 'fit_mean_tokens_ridge']
+           'fit_linear_start', 'warm_start_', 'start_model', 'LinearStart', 'TrainableLinear', 'fit_mean_tokens_ridge']
 
 # %% ../nbs/04b_linear.ipynb #712ee91d
 class LinearBaseline(nn.Module):
@@ -137,6 +137,19 @@ class LinearStart(nn.Module):
     def __init__(self, model:CellNet3D):
         super().__init__(); self.model = model
     def forward(self, x:Tensor) -> Tensor: return self.model.bypass(x)
+
+# %% ../nbs/04b_linear.ipynb #8e86e5f0
+class TrainableLinear(nn.Module):
+    "x -> dec(enc(x)) of rank k, both layers trainable, started at a rank-k `LinearBaseline` (with its factors)."
+    def __init__(self, base:LinearBaseline):
+        super().__init__()
+        if base.enc is None: raise ValueError("TrainableLinear starts at a rank-k map with its factors (fit_pca, fit_rank_k_regression)")
+        (E_in, k), E_out = base.enc.shape, base.dec.shape[1]
+        self.enc, self.dec = nn.Linear(E_in, k), nn.Linear(k, E_out)
+        with torch.no_grad():
+            self.enc.weight.copy_(base.enc.T); self.enc.bias.copy_(-base.x_mean @ base.enc)
+            self.dec.weight.copy_(base.dec.T); self.dec.bias.copy_(base.y_mean)
+    def forward(self, x:Tensor) -> Tensor: return self.dec(self.enc(x.float()))     # [B, E_out]
 
 # %% ../nbs/04b_linear.ipynb #ab18f489
 def fit_mean_tokens_ridge(train:tuple, val:tuple, token_table:Tensor) -> LinearBaseline:

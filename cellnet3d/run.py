@@ -191,8 +191,9 @@ def resume_config(run, cfg:CellNetConfig|None=None) -> CellNetConfig:
 
 def check_run_data(cfg:CellNetConfig, run):
     "Refuse a run whose config names a data file that is not there, saying the path came from the run's config.json."
+    from cellnet3d.data import _named_corpus
     d = cfg.train.data
-    if d and not Path(d).expanduser().is_file():
+    if d and not _named_corpus(d) and not Path(d).expanduser().is_file():          # a named corpus (wordnet) checks its own files
         rel = "" if Path(d).is_absolute() else f", relative to the current directory {str(Path.cwd())!r}"
         raise RunError(f"the run's data file {d!r} (from {str(Path(run) / 'config.json')!r}) does not exist{rel}; put it back, "
                        "or pass the same data explicitly")
@@ -200,8 +201,11 @@ def check_run_data(cfg:CellNetConfig, run):
 def absolute_paths(cfg:CellNetConfig) -> CellNetConfig:
     "`cfg` with its data file and a teacher given as a folder made absolute, so a run reads the same files from any directory."
     from cellnet3d.teacher import _looks_like_path
+    from cellnet3d.data import _named_corpus
     t, over = cfg.train, {}
-    if t.data: over["data"] = str(Path(t.data).expanduser().absolute())
+    named = _named_corpus(t.data) if t.data else None                               # "wordnet" stays a name; "wordnet:DIR" gets an absolute DIR
+    if named: over["data"] = named[0] + (f":{Path(named[1]).expanduser().absolute()}" if named[1] else "")
+    elif t.data: over["data"] = str(Path(t.data).expanduser().absolute())
     if _looks_like_path(t.teacher): over["teacher"] = str(Path(t.teacher).expanduser().absolute())
     return cfg.replace(**over) if any(getattr(t, k) != v for k, v in over.items()) else cfg
 

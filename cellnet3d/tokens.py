@@ -10,7 +10,8 @@ from torch import Tensor
 from .config import CellNetConfig
 
 # %% auto #0
-__all__ = ['PAD', 'face_token_ids', 'static_token_vectors', 'mean_token_vectors', 'TokenFace', 'plot_token_face']
+__all__ = ['PAD', 'face_token_ids', 'static_token_vectors', 'mean_token_vectors', 'token_output_vectors', 'TokenFace',
+           'plot_token_face']
 
 # %% ../nbs/03b_tokens.ipynb #97f2d9f5
 PAD = -1          # token id of an empty face cell
@@ -41,6 +42,23 @@ def mean_token_vectors(ids:Tensor, table:Tensor) -> Tensor:
     mask = (ids >= 0).unsqueeze(-1)                                              # [B, L, 1]
     v = table[ids.clamp(min=0)] * mask                                            # [B, L, E]
     return v.sum(1) / mask.sum(1).clamp(min=1)
+
+# %% ../nbs/03b_tokens.ipynb #20fc1f4d
+@torch.no_grad()
+def token_output_vectors(teacher, ids=None, batch_size:int=1024, progress:bool=False) -> Tensor:
+    "The teacher's sentence embedding of each vocabulary token alone (with its special tokens), float32 [V, E] (or [len(ids), E])."
+    from tqdm.auto import tqdm
+    tok, model = teacher.model.tokenizer, teacher.model
+    first = [i for i in (tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id,) if i is not None]
+    last = [i for i in (tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id,) if i is not None]
+    dev, out = next(model.parameters()).device, []
+    ids = torch.arange(tok.vocab_size) if ids is None else torch.as_tensor(ids, dtype=torch.long)
+    for s in tqdm(range(0, len(ids), batch_size), disable=not progress, desc="token outputs", unit="batch"):
+        b = ids[s:s + batch_size, None]                                                    # [n, 1]
+        seq = torch.cat([torch.tensor(first).expand(len(b), -1), b, torch.tensor(last).expand(len(b), -1)], 1).to(dev)   # [n, 3]
+        feats = dict(input_ids=seq, attention_mask=torch.ones_like(seq), token_type_ids=torch.zeros_like(seq))
+        out.append(model(feats)["sentence_embedding"].float().cpu())
+    return torch.cat(out)
 
 # %% ../nbs/03b_tokens.ipynb #5ac0cd8b
 class TokenFace(nn.Module):

@@ -36,6 +36,7 @@ def lab(tmp_path_factory):
     root = home / "repo"                                  # and run a copy of them, so nothing can change the checkout
     shutil.copytree(ROOT / "nbs", root / "nbs", ignore=shutil.ignore_patterns("runs", "images", ".ipynb_checkpoints"))
     shutil.copy(ROOT / "settings.ini", root)              # the notebooks' last cell exports (into the copy)
+    shutil.copytree(ROOT / "tests" / "fixtures", root / "tests" / "fixtures")   # the notebooks' fixtures (05c_wordnet's wndb files)
     apputils = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
     apputils.mkdir(parents=True)                          # no news toast over the screenshots
     (apputils / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))

@@ -5,7 +5,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = ("student (cube)", "mean vector", "PCA-16", "SIM (the question)", "rank-16 regression", "linear start (lattice = identity)",
-        "surface MLP (same params)", "MLP (same params)")
+        "rank-16 linear map trained like the cube", "surface MLP (same params)", "MLP (same params)")
 
 
 def cli(*args, cache, timeout=600):
@@ -65,7 +65,7 @@ def test_eval_prints_every_model_and_writes_results(trained):
     assert list(rows) == list(ROWS)
     assert "dialogue" in p.stdout.splitlines()[0] and "k = 16" in p.stdout.splitlines()[0]
     ev = json.loads((run / "results.json").read_text())["evaluation"]
-    assert set(ev["models"]) == {"student", "mean", "pca", "sim", "regression", "start", "surface_mlp", "mlp"}
+    assert set(ev["models"]) == {"student", "mean", "pca", "sim", "regression", "start", "linear", "surface_mlp", "mlp"}
     assert ev["models"]["start"]["gain"] == 0 and ev["models"]["student"]["gain"] == student_gain(ev)
     assert ev["n"]["test"] >= 1 and ev["n"]["bank"] == 25
     student = ev["models"]["student"]
