@@ -169,7 +169,8 @@ def evaluate_compose(model:CellNet3D, data, cfg:CellNetConfig, baselines:tuple=C
     mu, uniq = unit_rows(ytr).mean(0), yte[_first_rows(ids)]
     texts = list(data.test.input_texts) if hasattr(data, "test") and data.test.input_texts is not None else None
     pairs = retrieval_pairs(cfg) if texts else None
-    kept = [(q, a) for q, a in zip(pairs.questions, pairs.answers) if q in set(texts) and a in set(texts)] if pairs else []
+    in_test = set(texts or ())
+    kept = [(q, a) for q, a in zip(pairs.questions, pairs.answers) if q in in_test and a in in_test] if pairs else []
     models, curves, preds = {}, {}, {}
     for name, m in predictors.items():
         preds[name] = predict_embeddings(m, xte, device=device if name == "student" else "cpu")
@@ -180,8 +181,8 @@ def evaluate_compose(model:CellNet3D, data, cfg:CellNetConfig, baselines:tuple=C
         qs, ans = [q for q, _ in kept], [a for _, a in kept]
         for name, p in preds.items(): models[name]["pair_mrr"] = pair_mrr(dict(zip(texts, p)), qs, ans)
         teacher_mrr = pair_mrr(dict(zip(texts, yte)), qs, ans)
-    for row in models.values(): row["gain"] = row["r2"] - models["start"]["r2"] if "start" in models else None
-    if "start" not in models: [row.pop("gain") for row in models.values()]
+    if "start" in models:
+        for row in models.values(): row["gain"] = row["r2"] - models["start"]["r2"]
     E, X, Y = yte.shape[1], *cfg.lattice.dims[:2]
     width = model.decoder.in_features
     labels = dict(student=f"student (cube, back face {X}×{Y}×{width // (X * Y)} = {width})", start=f"mean of tokens + ridge ({E}) = linear start",
