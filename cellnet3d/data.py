@@ -329,7 +329,9 @@ def _rows(task:str, q:torch.Tensor, a:torch.Tensor|None, q_texts, a_texts, topic
         for i, t in enumerate(q_texts + (a_texts or [])): first.setdefault(t, i)     # row of each text's first appearance
         rows = torch.tensor(list(first.values()))
         both, tops = (torch.cat([q, a]), topics + topics) if a is not None else (q, topics)
-        return both[rows], None, list(first), None, [tops[i] for i in rows.tolist()], torch.arange(len(rows))
+        g = None if groups is None else list(groups) * 2                          # questions' groups, then the answers' (the same pairs)
+        keys = torch.arange(len(rows)) if g is None else group_ids([g[i] for i in rows.tolist()])       # a text's split group: its first row's
+        return both[rows], None, list(first), None, [tops[i] for i in rows.tolist()], keys
     both = torch.cat([q, a]) if a is not None else q
     uniq = torch.unique(both, dim=0)                                              # distinct rows, one each
     return uniq, None, None, None, None, torch.arange(len(uniq))

@@ -112,20 +112,25 @@ def read_wordnet(path=None) -> Synsets:
     return Synsets(*cols, source=f"wordnet:{folder}")
 
 # %% ../nbs/05c_wordnet.ipynb #2d0f4bd7
+def _check_limit(limit):
+    if limit is not None and (not isinstance(limit, int) or limit < 1): raise DataError(f"limit ({limit!r}) must be a positive number of texts or pairs, or None for all")
+
 def _first(n_items:int, limit:int|None, seed:int) -> list:
     "All indices in order, or the first `limit` of a permutation seeded by `seed`."
+    _check_limit(limit)
     if limit is None: return list(range(n_items))
-    if not isinstance(limit, int) or limit < 1: raise DataError(f"limit ({limit!r}) must be a positive number of texts or pairs, or None for all")
     return torch.randperm(n_items, generator=torch.Generator().manual_seed(seed))[:limit].tolist()
 
 def wordnet_texts(syn:Synsets, limit:int|None=None, seed:int=0) -> TextPairs:
-    "Every distinct definition and example sentence as single texts (topic: part of speech), or the first `limit` after a seeded shuffle."
-    topic = {}
-    for t, d, ex in zip(syn.types, syn.definitions, syn.examples):
-        for s in (d, *ex): topic.setdefault(s, WORDNET_POS[t])
-    texts = list(topic)
-    texts = [texts[i] for i in _first(len(texts), limit, seed)]
-    return TextPairs(texts, None, [topic[s] for s in texts], syn.source)
+    "Every distinct definition and example sentence as single texts (topic: part of speech, group: its synset), or the first `limit` of them taken synset by synset in a seeded order."
+    _check_limit(limit)
+    first = {}                                                                # text -> (part of speech, synset position) of its first synset
+    order = _first(len(syn), len(syn) if limit is not None else None, seed)    # every synset, shuffled when a limit asks for a sample
+    for k in order:
+        for s in (syn.definitions[k], *syn.examples[k]): first.setdefault(s, (WORDNET_POS[syn.types[k]], k))
+        if limit is not None and len(first) >= limit: break
+    texts = list(first)[:limit]
+    return TextPairs(texts, None, [first[s][0] for s in texts], syn.source, groups=[first[s][1] for s in texts])
 
 # %% ../nbs/05c_wordnet.ipynb #725e51d2
 def linked_groups(questions:list, answers:list) -> torch.Tensor:
