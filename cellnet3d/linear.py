@@ -98,7 +98,7 @@ def _face_basis(n:int, k:int) -> Tensor:
 # %% ../nbs/04b_linear.ipynb #f9d302ea
 @torch.no_grad()
 def warm_start_(model:CellNet3D, base:LinearBaseline, x:Tensor, gain:float=0.25, ridge:float=1e-6) -> CellNet3D:
-    "Set the encoder, readout and decoder of `model` (a CellNet3D, or any module with its `embedding`) so that its bypass reproduces the rank-k map `base` on inputs like `x` [N, E]."
+    "Set the encoder, readout and decoder of `model` (a CellNet3D, or any module with its `embedding`) so that its bypass reproduces the rank-k map `base` on inputs like `x` [N, E]; a cube's gate goes to 0, so it starts as its bypass."
     if base.enc is None: raise ValueError("warm_start_ needs a rank-k map with its factors, from fit_pca or fit_rank_k_regression")
     emb, n, k = model.embedding, model.embedding.encoder.out_features, base.enc.shape[1]
     if k > n: raise ValueError(f"a rank-{k} map does not fit through a face of {n} numbers; fit it with k <= {n}")
@@ -114,6 +114,7 @@ def warm_start_(model:CellNet3D, base:LinearBaseline, x:Tensor, gain:float=0.25,
         A = sm.surface_in.weight.double()                                            # [S, C]
         model.extractor.surface_out.weight.copy_(torch.linalg.pinv(A - A.mean(0))); model.extractor.surface_out.bias.zero_()
         face = lambda xb: model.extractor(model.initial_states(xb).flip(3))          # the lattice bypassed
+        model.cube_gate.zero_()                                                      # and the prediction is that bypass, at any size and step count
     else: face = emb.encode                                                          # a model with the cube's interfaces only
     r = torch.cat([face(xb.float()).flatten(1) for xb in x.split(512)]).double()     # [N, n]
     y = base(x.float()).double()                                                     # [N, E_out]

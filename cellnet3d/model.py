@@ -38,6 +38,7 @@ class CellNet3D(nn.Module, PyTorchModelHubMixin, library_name="cellnet3d", coder
             self.mapper = SurfaceMapper(cfg)
             self.extractor = SurfaceExtractor(cfg)
         self.step = CellStep(cfg)
+        self.cube_gate = nn.Parameter(torch.ones(()))   # prediction = linear start + gate · (cube − linear start); the linear start sets 0
 
     @property
     def aggregator(self) -> TierAggregator:
@@ -76,10 +77,13 @@ def initial_states(self:CellNet3D, emb):
     return torch.cat([face.unsqueeze(3), rest.expand(len(face), *rest.shape)], 3)   # [B, X, Y, Z, S]
 
 @patch
-def readout(self:CellNet3D, states):
-    "States [B, X, Y, Z, S] -> prediction [B, E], from the back face (compose: the cube's part, without the skip)."
-    if not self.compose: return self.embedding.decode(self.extractor(states))
-    return self.decoder(self.extractor(states).flatten(1))              # [B, E]
+def readout(self:CellNet3D, states, start=None):
+    "States [B, X, Y, Z, S] -> prediction [B, E] from the back face (compose: without the skip); given `start`, the states before the first step, through the cube gate."
+    face = self.extractor(states)                                       # [B, X, Y, C]
+    if start is not None:                                               # the front face read as the back, moved by the gate towards the cube's face
+        face = torch.lerp(self.extractor(start.flip(3)), face, self.cube_gate.to(face.dtype))   # exact at gate 0 (bypass) and 1 (cube alone)
+    if not self.compose: return self.embedding.decode(face)
+    return self.decoder(face.flatten(1))                                # [B, E]
 
 @patch
 def direct(self:CellNet3D, emb):
@@ -98,15 +102,16 @@ def run_steps(self:CellNet3D, states, return_trajectory:bool=False):
 
 @patch
 def bypass(self:CellNet3D, emb):
-    "Embedding [B, E] -> prediction [B, E] with the lattice replaced by the identity: the front face read as the back face."
+    "Embedding [B, E] -> prediction [B, E] with the lattice replaced by the identity: the front face read as the back face (the model at cube gate 0)."
     return self.readout(self.initial_states(emb).flip(3)) + self.direct(emb)
 
 @patch
 def forward(self:CellNet3D, emb, return_trajectory:bool=False):
     "Embedding [B, E] -> prediction [B, E]; with `return_trajectory` also the states [T+1, B, X, Y, Z, S]."
-    out = self.run_steps(self.initial_states(emb), return_trajectory)
-    if return_trajectory: return self.readout(out[0]) + self.direct(emb), out[1]
-    return self.readout(out) + self.direct(emb)
+    start = self.initial_states(emb)
+    out = self.run_steps(start, return_trajectory)
+    if return_trajectory: return self.readout(out[0], start) + self.direct(emb), out[1]
+    return self.readout(out, start) + self.direct(emb)
 
 # %% ../nbs/04_model.ipynb #7122c778
 _WEIGHTS = "model.safetensors"
@@ -160,6 +165,7 @@ def _load(cls, path, device="cpu", config_file=None) -> CellNet3D:
                                f"{f' (and {len(diff) - 1} more field(s) differ)' if len(diff) > 1 else ''}; the two files come from "
                                "different runs: put back the run's own files")
     model = cls(cfg, int(meta["teacher_dim"]), token_table=sd.get("tokens.table"))
+    sd.setdefault("cube_gate", torch.ones(()))          # files from before the gate read the cube's back face alone: gate 1
     try: model.load_state_dict(sd)
     except RuntimeError as e:
         raise WeightsError(f"the tensors in {str(file)!r} do not fit the config in its own metadata ({' '.join(str(e).split())[:240]}); "
@@ -227,7 +233,7 @@ def parameter_counts(self:CellNet3D) -> dict:
                  "surface mapper (front face)": _count(self.mapper.surface_in) + self.mapper.face_position.numel(),
                  "volume initializer": _count(self.mapper.volume)}
     out.update({f"{t} expert": _count(e) for t, e in self.step.experts.items()})
-    out.update({"tier gate": _count(self.step.gate), "surface extractor": _count(self.extractor),
+    out.update({"tier gate": _count(self.step.gate), "surface extractor": _count(self.extractor), "cube gate": self.cube_gate.numel(),
                 "embedding decode": _count(self.decoder if self.compose else self.embedding.decoder), "total": _count(self)})
     return out
 
@@ -239,7 +245,8 @@ def describe(self:CellNet3D) -> str:
     rows += [(f"{t} neighbours (min / max)", f"{int(counts[:, i].min())} / {int(counts[:, i].max())}"
               + (" (ablated)" if t in self.cfg.model.ablate else "")) for i, t in enumerate(TIER_NAMES)]
     rows += lattice_summary(self.cfg.lattice, self.cfg.model.steps)[6:]
-    rows += [("state / hidden / teacher", f"{self.cfg.model.state_size} / {self.cfg.model.hidden_size} / {self.teacher_dim}")]
+    rows += [("state / hidden / teacher", f"{self.cfg.model.state_size} / {self.cfg.model.hidden_size} / {self.teacher_dim}"),
+             ("cube gate (value)", f"{self.cube_gate.item():.3g} (0: the linear start, the lattice bypassed; 1: the cube's back face alone)")]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 

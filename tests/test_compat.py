@@ -20,7 +20,8 @@ def test_from_pretrained_reads_an_old_run():
     assert model.cfg == CellNetConfig.load(OLD / "config.json") and model.teacher_dim == 384
     saved = load_file(str(OLD / "model.safetensors"))
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items() if k in saved)
-    assert sorted(saved) == sorted(n for n, _ in model.named_parameters())
+    assert sorted([*saved, "cube_gate"]) == sorted(n for n, _ in model.named_parameters())   # every weight but the gate, newer than the file
+    assert model.cube_gate.item() == 1.0                                   # so the gate is 1: the cube's back face alone, as it was trained
 
 
 def test_eval_and_ask_on_an_old_run(tmp_path):

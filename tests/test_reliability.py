@@ -220,7 +220,8 @@ def test_diverging_run_stops_before_writing_nan(work, tmp_path):
     run = tmp_path / "run"
     code, out, err = run_main("train", *TINY, "--lr", "1e6", "--data", work / "emb.safetensors", "--out", run)
     last = err.strip().splitlines()[-1]
-    assert code == 2 and "training diverged at step 2 (epoch 1): loss term" in last and "at learning rate" in last, err
+    assert code == 2 and "training diverged at step 2 (epoch 1): " in last and "at learning rate" in last, err
+    assert "loss term" in last or "the gradient norm is" in last, err       # whichever turns non-finite first names itself
     assert "no checkpoint had been written, so" in last and "can be used again for a new run" in last
     assert not any(run.glob("*.safetensors")) and not (run / "trainer_state.pt").exists()
     # with a checkpoint every step, the one of step 1 stays, finite, and the folder is resumable
