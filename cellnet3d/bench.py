@@ -91,11 +91,13 @@ def aggregation_share(step, device="cpu") -> float:
     return spent[0] / total
 
 def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False, checkpointing=False,
-                repeats:int=3, warmup:int=1, preset="default", teacher_dim:int=384, perception:str=None, precision:str="fp32") -> dict:
+                repeats:int=3, warmup:int=1, preset="default", teacher_dim:int=384, perception:str=None, precision:str="fp32",
+                aggregate_channels:int|None=None) -> dict:
     "Time one configuration in this process: median seconds per pass, cell-steps/s, peak memory and the aggregation's share."
     device = _resolve_device(device)
     cfg = CellNetConfig.preset(preset).replace(dims=(size,) * 3, gradient_checkpointing=checkpointing)
     if perception: cfg = cfg.replace(perception=perception)
+    if aggregate_channels is not None: cfg = cfg.replace(aggregate_channels=aggregate_channels)
     torch.manual_seed(0)
     model = CellNet3D(cfg, teacher_dim).to(device)
     fwd = torch.compile(model) if compile else model
@@ -115,7 +117,7 @@ def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False,
     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else _peak_rss_mb()
     share = None if compile else aggregation_share(step, device)        # compiled graphs hide the aggregator's events
     return dict(size=size, batch=batch, device=device, backward=backward, compile=compile, checkpointing=checkpointing,
-                perception=cfg.model.perception, precision=precision, seconds=sec, cell_steps_per_s=cell_steps(cfg, batch) / sec, peak_mb=peak,
+                perception=cfg.model.perception, aggregate_channels=cfg.model.aggregate_width, precision=precision, seconds=sec, cell_steps_per_s=cell_steps(cfg, batch) / sec, peak_mb=peak,
                 baseline_mb=None if device == "cuda" else rss0, aggregation_share=share)
 
 # %% ../nbs/10_bench.ipynb #5c35a5c3
@@ -165,6 +167,7 @@ def reference_step(step:CellStep, states:torch.Tensor) -> torch.Tensor:
     B, X, Y, Z, S = states.shape
     offsets = neighbor_offsets(cfg.lattice)
     u_all = soft_norm(states)                                                  # [B, X, Y, Z, S]
+    a_all, P = step.aggregated(u_all), step.aggregate_width                    # [B, X, Y, Z, P]: what the tiers hear
     ex, gate = step.experts, step.gate
     out = states.clone()
     for b in range(B):
@@ -179,9 +182,9 @@ def reference_step(step:CellStep, states:torch.Tensor) -> torch.Tensor:
                         used = [(i, j, k) for i, j, k in offs.tolist() if 0 <= x + i < X and 0 <= y + j < Y and 0 <= z + k < Z]
                         members = [(x + i, y + j, z + k) for i, j, k in used]
                         tiers.append((members, used))
-                        means.append(torch.stack([u_all[b][c] for c in members]).mean(0)[None] if members else torch.zeros(1, S))
+                        means.append(torch.stack([a_all[b][c] for c in members]).mean(0)[None] if members else torch.zeros(1, P))
                         if t == 1 and msg_all is not None:
-                            received = torch.stack([msg_all[c] for c in members]).mean(0)[None] if members else torch.zeros(1, S)
+                            received = torch.stack([msg_all[c] for c in members]).mean(0)[None] if members else torch.zeros(1, P)
                     w = gate.tier_weights[n]
                     nb_mean = sum(w[t] * means[t] for t in range(3))
                     h = torch.relu(gate.state_in(u) + gate.tier_in(nb_mean))
@@ -210,21 +213,25 @@ def loop_speedup(cfg:CellNetConfig=None, batch:int=2, repeats:int=3) -> dict:
     return dict(dims=list(cfg.lattice.dims), batch=batch, loop_seconds=t_loop, fast_seconds=t_fast, speedup=t_loop / t_fast)
 
 # %% ../nbs/10_bench.ipynb #9f40b932
-def _rate_ratios(rows) -> dict:
-    "Forward+backward cell-steps/s of each size (no checkpointing) over the smallest size's: {size: ratio}."
-    fb = {r["size"]: r["cell_steps_per_s"] for r in rows if r["backward"] and not r["checkpointing"]}
+def _rate_ratios(rows, width:int|None=None) -> dict:
+    "Forward+backward cell-steps/s of each size (no checkpointing; of aggregation width `width` if given) over the smallest size's: {size: ratio}."
+    fb = {r["size"]: r["cell_steps_per_s"] for r in rows if r["backward"] and not r["checkpointing"] and width in (None, r.get("aggregate_channels"))}
     return {s: v / fb[min(fb)] for s, v in fb.items()} if fb else {}
 
 def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:int=3, scale:bool=True, preset="default", progress=True,
-              perception:str=None, precision:str="fp32", keep_memory:bool=True) -> dict:
-    "The whole benchmark: throughput rows per size, the scale rows, FLOPs, matmul rate, loop speed-up; written to `json_path`."
+              perception:str=None, precision:str="fp32", keep_memory:bool=True, aggregate_channels=None) -> dict:
+    "The whole benchmark: throughput rows per size (and per aggregation width P), the scale rows, FLOPs, matmul rate, loop speed-up; written to `json_path`."
     from tqdm.auto import tqdm
     device = _resolve_device(device)
     sizes = parse_sizes(sizes) if sizes else DEFAULT_SIZES
     cfg = CellNetConfig.preset(preset)
     if perception: cfg = cfg.replace(perception=perception)
+    asked = aggregate_channels if isinstance(aggregate_channels, (list, tuple)) else [aggregate_channels]
+    cfgs = {c.model.aggregate_width: c for c in (cfg if a is None else cfg.replace(aggregate_channels=a) for a in asked)}   # validated here, before any timing
+    widths = list(cfgs); cfg = cfgs[widths[0]]
     kw = dict(preset=preset, perception=cfg.model.perception, precision=precision)
-    jobs = [dict(size=s, batch=b, backward=bw, **kw) for s, b in sizes for bw in (False, True)]
+    jobs = [dict(size=s, batch=b, backward=bw, aggregate_channels=P, **kw) for P in widths for s, b in sizes for bw in (False, True)]
+    kw["aggregate_channels"] = widths[0]                                 # the scale rows: the first width only
     if scale: jobs += [dict(size=37, batch=4, backward=True, checkpointing=True, repeats=1, warmup=0, **kw),
                        dict(size=64, batch=1, backward=False, repeats=1, warmup=0, **kw)]
     if scale and device == "cuda": jobs.append(dict(size=100, batch=1, backward=False, repeats=1, warmup=1, **kw))   # a million cells
@@ -232,19 +239,22 @@ def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:i
                             torch=torch.__version__, threads=torch.get_num_threads(),
                             device=torch.cuda.get_device_name() if device == "cuda" else "cpu"),
                device=device, compile=compile, preset=preset, perception=cfg.model.perception, precision=precision)
+    res["aggregate_channels"] = widths
     bar = tqdm(total=len(jobs) + 3, desc="bench", disable=not progress)
     res["matmul_flops"] = matmul_rate(device, dtype=torch.bfloat16 if precision == "bf16" else torch.float32); bar.update()
-    res["flops_per_cell_step"] = dict(forward=flops_per_cell_step(cfg, backward=False), forward_backward=flops_per_cell_step(cfg)); bar.update()
+    res["flops_by_width"] = {P: dict(forward=flops_per_cell_step(c, backward=False), forward_backward=flops_per_cell_step(c)) for P, c in cfgs.items()}
+    res["flops_per_cell_step"] = res["flops_by_width"][widths[0]]; bar.update()
     rows = []
     for job in jobs:
         job = dict(dict(repeats=repeats), **job)
         bar.set_postfix(size=job["size"], batch=job["batch"], backward=job["backward"])
         r = measure(device=device, compile=compile, keep_memory=keep_memory, **job)
-        fl = res["flops_per_cell_step"]["forward_backward" if r["backward"] else "forward"]
+        fl = res["flops_by_width"][r["aggregate_channels"]]["forward_backward" if r["backward"] else "forward"]
         r["matmul_fraction"] = r["cell_steps_per_s"] * fl / res["matmul_flops"]
         rows.append(r); bar.update()
     res["rows"] = rows
-    res["rate_vs_smallest"] = _rate_ratios(rows)
+    res["rate_vs_smallest"] = _rate_ratios(rows, widths[0])
+    res["rate_vs_smallest_by_width"] = {P: _rate_ratios(rows, P) for P in widths}
     res["loop_reference"] = loop_speedup(cfg, batch=2) if device == "cpu" else None; bar.update(); bar.close()
     if json_path: Path(json_path).write_text(json.dumps(res, indent=2) + "\n")
     return res
@@ -256,20 +266,24 @@ def format_bench(res:dict) -> str:
     kept = {r.get("malloc_kept") for r in res["rows"] if not r["checkpointing"]}
     malloc = "keeps freed memory" if kept == {True} else "default" if kept <= {False, None} else "mixed"
     if kept == {True} and any(r["checkpointing"] for r in res["rows"]): malloc += " (default with ckpt, as in training)"
+    by_width = res.get("flops_by_width") or {r.get("aggregate_channels"): fl for r in res["rows"][:1]}
     lines = [f"machine: {m['device']} | {m['processor']} | torch {m['torch']} | {m['threads']} threads | compile={res['compile']} | malloc {malloc}",
-             f"{res.get('precision', 'fp32')} matmul rate: {res['matmul_flops']/1e9:.1f} GFLOP/s; model: {fl['forward']/1e6:.3f} MFLOP per cell-step forward, "
-             f"{fl['forward_backward']/1e6:.3f} forward+backward",
+             f"{res.get('precision', 'fp32')} matmul rate: {res['matmul_flops']/1e9:.1f} GFLOP/s; model: " + "; ".join(
+                 f"{'' if len(by_width) < 2 else f'P = {P}: '}{f['forward']/1e6:.3f} MFLOP per cell-step forward, {f['forward_backward']/1e6:.3f} forward+backward"
+                 for P, f in by_width.items()),
              f"preset {res['preset']}, perception {res.get('perception', 'mean')}; cell-steps = cells × steps × batch per pass; "
-             "agg = share of the pass in tier aggregation",
-             f"{'lattice':>8} {'batch':>5} {'pass':>10} {'ckpt':>5} {'s/pass':>9} {'cell-steps/s':>13} {'of matmul':>9} {'agg':>5} {'peak MiB':>9}"]
+             "P = channels aggregated; agg = share of the pass in tier aggregation",
+             f"{'lattice':>8} {'batch':>5} {'P':>4} {'pass':>8} {'ckpt':>5} {'s/pass':>9} {'cell-steps/s':>13} {'of matmul':>9} {'agg':>5} {'peak MiB':>9}"]
     for r in res["rows"]:
-        lines.append(f"{r['size']:>7}³ {r['batch']:>5} {'fwd+bwd' if r['backward'] else 'fwd':>10} {'yes' if r['checkpointing'] else '':>5} "
+        lines.append(f"{r['size']:>7}³ {r['batch']:>5} {r.get('aggregate_channels') or '':>4} {'fwd+bwd' if r['backward'] else 'fwd':>8} {'yes' if r['checkpointing'] else '':>5} "
                      f"{r['seconds']:>9.3f} {r['cell_steps_per_s']:>13.3g} {r['matmul_fraction']:>8.0%} "
                      f"{'' if r.get('aggregation_share') is None else format(r['aggregation_share'], '.0%'):>5} {r['peak_mb']:>9.0f}")
-    ratios = res.get("rate_vs_smallest") or {}
-    if len(ratios) > 1:
-        small = min(int(s) for s in ratios)
-        lines.append(f"fwd+bwd rate per cell-step against {small}³: " + ", ".join(f"{s}³ {v:.0%}" for s, v in ratios.items() if int(s) != small))
+    by_ratio = res.get("rate_vs_smallest_by_width") or {}
+    for P, ratios in (by_ratio if len(by_ratio) > 1 else {None: res.get("rate_vs_smallest") or {}}).items():
+        if len(ratios) > 1:
+            small = min(int(s) for s in ratios)
+            lines.append(f"fwd+bwd rate per cell-step against {small}³{'' if P is None else f' (P = {P})'}: "
+                         + ", ".join(f"{s}³ {v:.0%}" for s, v in ratios.items() if int(s) != small))
     lr = res.get("loop_reference")
     if lr: lines.append(f"per-cell loop reference, {'×'.join(map(str, lr['dims']))} batch {lr['batch']}, one forward step: "
                         f"{lr['loop_seconds']:.2f} s vs {lr['fast_seconds']*1e3:.2f} ms vectorised = {lr['speedup']:,.0f}× faster")

@@ -120,6 +120,8 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", dest="json_path", metavar="FILE", help="also write the results as JSON")
     b.add_argument("--perception", choices=["mean", "mean+dipole"], help="the cells' perception (default: the preset's)")
     b.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the pass in fp32 or under bf16 autocast (default: fp32)")
+    b.add_argument("--aggregate-channels", dest="aggregate_channels", type=int, nargs="+", metavar="P",
+                   help="channels the aggregation moves, timed side by side, e.g. 64 32 16 (0 = the full state; default: the preset's)")
     b.add_argument("--default-malloc", action="store_true", help="time with glibc's default malloc, which unmaps every large freed tensor "
                    "(the CLI keeps freed memory for reuse)")
     return p
@@ -311,7 +313,8 @@ def cmd_bench(args) -> int:
         import torch
         if not torch.cuda.is_available(): raise UsageError(f"--device cuda: no CUDA device is available here (torch {torch.__version__}); use --device cpu")
     print(b.format_bench(b.run_bench(device=args.device, compile=args.compile, sizes=args.sizes, json_path=args.json_path,
-                                       perception=args.perception, precision=args.precision, keep_memory=not args.default_malloc)))
+                                       perception=args.perception, precision=args.precision, keep_memory=not args.default_malloc,
+                                       aggregate_channels=args.aggregate_channels)))
     return 0
 
 # %% ../nbs/07b_cli.ipynb #ec0679e3

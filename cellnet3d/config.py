@@ -121,6 +121,7 @@ class ModelConfig:
     ablate: tuple = ()               # tiers whose expert is switched off, e.g. ("distant",)
     perception: str = "mean"         # what a cell sees of each tier: "mean", or "mean+dipole" (plus 3 dipole moments)
     dipole_channels: int = 16        # channels projected before the dipole moments are aggregated (mean+dipole only)
+    aggregate_channels: int = 0      # P, channels the neighbourhood aggregation moves: 0 = state_size (full width), else 1..state_size
 
     def __post_init__(self):
         for n in ("state_size", "hidden_size", "gate_hidden_size", "steps", "surface_channels", "ode_substeps", "dipole_channels"):
@@ -136,6 +137,14 @@ class ModelConfig:
         if len(set(ablate)) == len(TIER_NAMES): raise ConfigError(f"ablate ({ablate!r}) switches off every tier; keep at least one of {TIER_NAMES}, e.g. ('local', 'functional')")
         object.__setattr__(self, "ablate", tuple(t for t in TIER_NAMES if t in ablate))
         if self.perception not in PERCEPTIONS: raise ConfigError(f"perception ({self.perception!r}) must be one of {PERCEPTIONS}")
+        P = self.aggregate_channels
+        if isinstance(P, bool) or not isinstance(P, int) or not 0 <= P <= self.state_size:
+            raise ConfigError(f"aggregate_channels ({P!r}) must be an integer from 1 to state_size ({self.state_size}), or 0 for the full state_size")
+
+    @property
+    def aggregate_width(self) -> int:
+        "P, the channels each neighbourhood aggregate has: `aggregate_channels`, or `state_size` when that is 0."
+        return self.aggregate_channels or self.state_size
 
 # %% ../nbs/00_config.ipynb #2245ef03
 TASKS = ("autoencode", "dialogue", "compose")
@@ -335,6 +344,7 @@ def _describe(self:CellNetConfig) -> str:
     "Thresholds, reach and main sizes as a small text table."
     rows = lattice_summary(self.lattice, self.model.steps) + [
         ("state / hidden size", f"{self.model.state_size} / {self.model.hidden_size}"),
+        ("aggregated channels", f"{self.model.aggregate_width} of {self.model.state_size}" if self.model.aggregate_channels else f"{self.model.state_size} (full state)"),
         ("task / teacher", f"{self.train.task} / {self.train.teacher}")]
     if self.model.ablate: rows.append(("ablated tiers", ", ".join(self.model.ablate)))
     w = max(len(k) for k, _ in rows)

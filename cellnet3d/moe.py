@@ -4,14 +4,14 @@
 
 # %% ../nbs/02_moe.ipynb #4e87cacd
 from __future__ import annotations
-import torch, torch.nn as nn, torch.nn.functional as F
+import math, torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .config import CellNetConfig, TIER_NAMES
 from .lattice import TierAggregator, tier_counts, TIER_COLORS
 
 # %% auto #0
-__all__ = ['soft_norm', 'TierDipoles', 'LocalExpert', 'FunctionalExpert', 'DistantExpert', 'TierGate', 'CellStep', 'plot_gate_3d',
-           'gate_by_depth', 'plot_gate_depth']
+__all__ = ['soft_norm', 'TierDipoles', 'LocalExpert', 'FunctionalExpert', 'DistantExpert', 'TierGate', 'CellStep', 'step_cost',
+           'plot_gate_3d', 'gate_by_depth', 'plot_gate_depth']
 
 # %% ../nbs/02_moe.ipynb #fb2cdda6
 def soft_norm(s, eps:float=1.0):
@@ -24,13 +24,13 @@ def _init_expert_(expert:nn.Module):
     "Excitable start: He-normal first layers with bias −`_THRESHOLD`, tier inputs × `_TIER_GAIN`, outputs std `_OUT_GAIN/√hidden`."
     S = expert.state_in.in_features
     nn.init.normal_(expert.state_in.weight, std=(2 / S) ** 0.5)
-    nn.init.normal_(expert.tier_in.weight, std=_TIER_GAIN * (2 / S) ** 0.5)
+    nn.init.normal_(expert.tier_in.weight, std=_TIER_GAIN * (2 / expert.tier_in.in_features) ** 0.5)
     nn.init.normal_(expert.out.weight, std=_OUT_GAIN / expert.out.in_features ** 0.5)
     nn.init.constant_(expert.state_in.bias, -_THRESHOLD); nn.init.zeros_(expert.out.bias)
     if hasattr(expert, "message"):
         nn.init.normal_(expert.message.weight, std=(2 / S) ** 0.5); nn.init.constant_(expert.message.bias, -_THRESHOLD)
     if hasattr(expert, "dipole_in"):                       # mean+dipole: a unit-gain projection, the input layer like tier_in
-        nn.init.normal_(expert.dipoles.proj.weight, std=S ** -0.5)
+        nn.init.normal_(expert.dipoles.proj.weight, std=expert.dipoles.proj.in_features ** -0.5)
         nn.init.normal_(expert.dipole_in.weight, std=_TIER_GAIN * (2 / expert.dipole_in.in_features) ** 0.5)
 
 # %% ../nbs/02_moe.ipynb #af0674c9
@@ -54,11 +54,11 @@ class TierDipoles(nn.Module):
         p = self.proj(x)                                                   # [B, X, Y, Z, P]
         return aggregator.tier_dipole(p, self.tier).reshape(-1, 3 * p.shape[-1])   # [B·N, 3P]
 
-def _dipole_input_(expert:nn.Module, cfg:CellNetConfig, tier:int, hidden:int):
-    "With perception 'mean+dipole', give `expert` a `TierDipoles` (`dipoles`) and a bias-free first-layer input `dipole_in`."
+def _dipole_input_(expert:nn.Module, cfg:CellNetConfig, tier:int, hidden:int, width:int|None=None):
+    "With perception 'mean+dipole', give `expert` a `TierDipoles` (`dipoles`, of `width` input channels, default S) and a bias-free first-layer input `dipole_in`."
     if cfg.model.perception != "mean+dipole": return
     P = cfg.model.dipole_channels
-    expert.dipoles, expert.dipole_in = TierDipoles(cfg.model.state_size, P, tier), nn.Linear(3 * P, hidden, bias=False)
+    expert.dipoles, expert.dipole_in = TierDipoles(width or cfg.model.state_size, P, tier), nn.Linear(3 * P, hidden, bias=False)
 
 def _add_input(z, dipoles, lin:nn.Linear):
     "z + lin(dipoles) for 2-D z and dipoles [M, 3P] as one addmm (lin has no bias)."
@@ -67,18 +67,18 @@ def _add_input(z, dipoles, lin:nn.Linear):
 
 # %% ../nbs/02_moe.ipynb #db2ba709
 class LocalExpert(nn.Module):
-    "update = W₂·relu(W₁·[norm(s), mean_local] (+ W_in·D_local(W_p·norm(s)))) : an MLP on a cell and its local tier."
+    "update = W₂·relu(W₁·[norm(s), mean_local] (+ W_in·D_local(W_p·norm(s)))) : an MLP on a cell and its local tier (its mean P channels wide)."
     def __init__(self, cfg:CellNetConfig):
         super().__init__()
-        S, H = cfg.model.state_size, cfg.model.hidden_size
-        self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(S, H, bias=False), nn.Linear(H, S)
+        S, H, P = cfg.model.state_size, cfg.model.hidden_size, cfg.model.aggregate_width
+        self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(P, H, bias=False), nn.Linear(H, S)
         _dipole_input_(self, cfg, 0, H)
         _init_expert_(self)
 
     def forward(self, u, local_mean, dipoles=None):
-        "u = norm(s), local_mean [..., S] (and with mean+dipole `self.dipoles(u, aggregator)` [B·N, 3P]) -> update [..., S]."
+        "u = norm(s) [..., S], local_mean [..., P] (and with mean+dipole `self.dipoles(u, aggregator)` [B·N, 3P_d]) -> update [..., S]."
         S = u.shape[-1]
-        z = _two_input_linear(_flat(u, S), _flat(local_mean, S), self.state_in, self.tier_in)       # [M, H]
+        z = _two_input_linear(_flat(u, S), _flat(local_mean, local_mean.shape[-1]), self.state_in, self.tier_in)   # [M, H]
         if hasattr(self, "dipole_in"): z = _add_input(z, dipoles, self.dipole_in)
         return self.out(torch.relu(z)).view(u.shape)
 
@@ -87,18 +87,18 @@ class FunctionalExpert(nn.Module):
     "update = W₂·relu(W₁·[norm(s), mean over the functional tier of φ = relu(W_m·norm(s))] (+ W_in·D_functional(W_p·φ))) : message passing."
     def __init__(self, cfg:CellNetConfig):
         super().__init__()
-        S, H = cfg.model.state_size, cfg.model.hidden_size
-        self.message = nn.Linear(S, S)
-        self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(S, H, bias=False), nn.Linear(H, S)
-        _dipole_input_(self, cfg, 1, H)                                   # mean+dipole: dipoles of the projected messages
+        S, H, P = cfg.model.state_size, cfg.model.hidden_size, cfg.model.aggregate_width
+        self.message = nn.Linear(S, P)                                    # messages are P channels wide: the aggregation moves P
+        self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(P, H, bias=False), nn.Linear(H, S)
+        _dipole_input_(self, cfg, 1, H, P)                                # mean+dipole: dipoles of the projected messages
         _init_expert_(self)
 
     def forward(self, u, aggregator:TierAggregator):
-        "u = norm(s) [B, X, Y, Z, S] -> update [B, X, Y, Z, S]; messages averaged by `aggregator.tier_mean(., 1)`."
-        S = u.shape[-1]
+        "u = norm(s) [B, X, Y, Z, S] -> update [B, X, Y, Z, S]; messages [B, X, Y, Z, P] averaged by `aggregator.tier_mean(., 1)`."
+        S, P = u.shape[-1], self.message.out_features
         u2 = _flat(u, S)                                               # [M, S]
-        msg = torch.relu(self.message(u2)).view(u.shape)               # [B, X, Y, Z, S]
-        received = _flat(aggregator.tier_mean(msg, 1), S)              # [M, S]
+        msg = torch.relu(self.message(u2)).view(*u.shape[:-1], P)      # [B, X, Y, Z, P]
+        received = _flat(aggregator.tier_mean(msg, 1), P)              # [M, P]
         z = _two_input_linear(u2, received, self.state_in, self.tier_in)   # [M, H]
         if hasattr(self, "dipole_in"): z = _add_input(z, self.dipoles(msg, aggregator), self.dipole_in)
         return self.out(torch.relu(z)).view(u.shape)
@@ -108,16 +108,16 @@ class DistantExpert(nn.Module):
     "update = h(1) − h(0) of dh/dt = W₂·relu(W_h·h + W_d·m_distant (+ W_in·D_distant) + b), h(0) = norm(s), fixed Euler sub-steps."
     def __init__(self, cfg:CellNetConfig):
         super().__init__()
-        S, Hd = cfg.model.state_size, max(1, cfg.model.hidden_size // 2)
+        S, Hd, P = cfg.model.state_size, max(1, cfg.model.hidden_size // 2), cfg.model.aggregate_width
         self.substeps = cfg.model.ode_substeps
-        self.state_in, self.tier_in, self.out = nn.Linear(S, Hd), nn.Linear(S, Hd, bias=False), nn.Linear(Hd, S)
+        self.state_in, self.tier_in, self.out = nn.Linear(S, Hd), nn.Linear(P, Hd, bias=False), nn.Linear(Hd, S)
         _dipole_input_(self, cfg, 2, Hd)
         _init_expert_(self)
 
     def forward(self, u, distant_mean, dipoles=None):
-        "u = norm(s), distant_mean [..., S] (and with mean+dipole `self.dipoles(u, aggregator)` [B·N, 3P]) -> update [..., S]."
+        "u = norm(s) [..., S], distant_mean [..., P] (and with mean+dipole `self.dipoles(u, aggregator)` [B·N, 3P_d]) -> update [..., S]."
         S, dt = u.shape[-1], 1.0 / self.substeps
-        drive = torch.addmm(self.state_in.bias, _flat(distant_mean, S), self.tier_in.weight.t())  # [M, Hd], fixed over sub-steps
+        drive = torch.addmm(self.state_in.bias, _flat(distant_mean, distant_mean.shape[-1]), self.tier_in.weight.t())  # [M, Hd], fixed over sub-steps
         if hasattr(self, "dipole_in"): drive = _add_input(drive, dipoles, self.dipole_in)       # the dipoles join the drive
         h, total = _flat(u, S), None
         for i in range(self.substeps):  # a fixed number of sub-steps, each on every cell at once
@@ -137,11 +137,11 @@ def _tier_masks(cfg:CellNetConfig):
     return active, weights
 
 class TierGate(nn.Module):
-    "g = softmax(W₂·relu(W₁·[norm(s), mean of all neighbours]) + mask): weights [..., 3] of the three experts."
+    "g = softmax(W₂·relu(W₁·[norm(s), mean of all neighbours (P channels)]) + mask): weights [..., 3] of the three experts."
     def __init__(self, cfg:CellNetConfig):
         super().__init__()
-        S, G = cfg.model.state_size, cfg.model.gate_hidden_size
-        self.state_in, self.tier_in, self.out = nn.Linear(S, G), nn.Linear(S, G, bias=False), nn.Linear(G, len(TIER_NAMES))
+        S, G, P = cfg.model.state_size, cfg.model.gate_hidden_size, cfg.model.aggregate_width
+        self.state_in, self.tier_in, self.out = nn.Linear(S, G), nn.Linear(P, G, bias=False), nn.Linear(G, len(TIER_NAMES))
         for lin in (self.state_in, self.out): nn.init.zeros_(lin.bias)   # a cell at rest weighs the experts equally
         active, weights = _tier_masks(cfg)
         alive = active.any(1, keepdim=True)                                    # [N, 1]: cells with any active tier
@@ -157,7 +157,7 @@ class TierGate(nn.Module):
 # %% ../nbs/02_moe.ipynb #41089c4f
 @patch
 def neighbour_mean(self:TierGate, local, functional, distant):
-    "Count-weighted mean of all active neighbours from the tier means ([B·N, S] or [B, ..., S]; None for a tier not computed)."
+    "Count-weighted mean of all active neighbours from the tier means ([B·N, P] or [B, ..., P]; None for a tier not computed)."
     N = self.tier_weights.shape[0]
     w = self.tier_weights.unsqueeze(-1)                                         # [N, 3, 1]
     terms = [(x.reshape(-1, N, x.shape[-1]), t) for t, x in enumerate((local, functional, distant)) if x is not None]
@@ -168,8 +168,8 @@ def neighbour_mean(self:TierGate, local, functional, distant):
 @patch
 def expert_weights(self:TierGate, u, neighbour_mean):
     "Gate weights expert-major, [3, B·N]: the softmax runs over the leading axis, contiguous along the cells."
-    N, S = self.logit_bias.shape[0], u.shape[-1]
-    h = torch.relu(_two_input_linear(_flat(u, S), _flat(neighbour_mean, S), self.state_in, self.tier_in))  # [M, G]
+    N, S, P = self.logit_bias.shape[0], u.shape[-1], neighbour_mean.shape[-1]
+    h = torch.relu(_two_input_linear(_flat(u, S), _flat(neighbour_mean, P), self.state_in, self.tier_in))  # [M, G]
     logits = torch.addmm(self.out.bias[:, None], self.out.weight, h.t())         # [3, M]
     g = torch.softmax(logits.float().view(3, -1, N) + self.logit_bias.t()[:, None], 0)  # [3, B, N]
     if not self.all_alive: g = g * self.alive.t()
@@ -177,7 +177,7 @@ def expert_weights(self:TierGate, u, neighbour_mean):
 
 @patch
 def forward(self:TierGate, u, neighbour_mean):
-    "u = norm(s), neighbour_mean: [B·N, S] or [B, X, Y, Z, S] -> gate weights [..., 3]; masked tiers exactly 0."
+    "u = norm(s) [..., S], neighbour_mean [..., P]: [B·N, .] or [B, X, Y, Z, .] -> gate weights [..., 3]; masked tiers exactly 0."
     return self.expert_weights(u, neighbour_mean).t().reshape(*u.shape[:-1], 3)
 
 # %% ../nbs/02_moe.ipynb #12fb5323
@@ -193,14 +193,23 @@ class CellStep(nn.Module):
         self.experts = nn.ModuleDict({t: _EXPERTS[t](cfg) for t in self.active})
         self.gate = TierGate(cfg)
         self.dropout = cfg.model.dropout
+        self.aggregate_width = P = cfg.model.aggregate_width
+        if P < self.state_size:                                   # narrow aggregation: one unit-gain projection S -> P per step
+            self.aggregate_proj = nn.Linear(self.state_size, P, bias=False)
+            nn.init.normal_(self.aggregate_proj.weight, std=self.state_size ** -0.5)
 
 # %% ../nbs/02_moe.ipynb #81303225
 @patch
-def _tier_means(self:CellStep, u):
-    "Means of u [B, X, Y, Z, S] over the tiers this step needs: three [B·N, S] tensors (None where not needed)."
-    S = self.state_size
-    if len(self.active) == 3: return tuple(self.aggregator(u).view(-1, 3, S).unbind(1))   # [B·N, S] each
-    return tuple(_flat(self.aggregator.tier_mean(u, t), S) if name in self.active else None for t, name in enumerate(TIER_NAMES))
+def _tier_means(self:CellStep, a):
+    "Means of a [B, X, Y, Z, P] over the tiers this step needs: three [B·N, P] tensors (None where not needed)."
+    P = a.shape[-1]
+    if len(self.active) == 3: return tuple(self.aggregator(a).view(-1, 3, P).unbind(1))   # [B·N, P] each
+    return tuple(_flat(self.aggregator.tier_mean(a, t), P) if name in self.active else None for t, name in enumerate(TIER_NAMES))
+
+@patch
+def aggregated(self:CellStep, u):
+    "What the neighbourhood aggregation reads: u [M, S] itself at full width, else its projection u·W_aᵀ [M, P]."
+    return self.aggregate_proj(u) if hasattr(self, "aggregate_proj") else u
 
 @patch
 def forward(self:CellStep, states, return_gate:bool=False):
@@ -210,7 +219,7 @@ def forward(self:CellStep, states, return_gate:bool=False):
     S = self.state_size
     s = _flat(states, S)                                                       # [M, S]
     u = soft_norm(s)                                                           # [M, S]
-    loc, fun, dis = self._tier_means(u.view(states.shape))
+    loc, fun, dis = self._tier_means(self.aggregated(u).view(*states.shape[:-1], self.aggregate_width))   # [M, P] each
     g = self.gate.expert_weights(u, self.gate.neighbour_mean(loc, fun, dis)).to(u.dtype).unsqueeze(-1)  # [3, M, 1]
     ex, updates, agg = self.experts, {}, self.aggregator
     dip = (lambda e: e.dipoles(u.view(states.shape), agg)) if agg.dipole else (lambda e: None)       # [M, 3P] or None
@@ -225,6 +234,31 @@ def forward(self:CellStep, states, return_gate:bool=False):
         for k, upd in updates.items(): out = torch.addcmul(out, upd, g[k])
     out = out.view(states.shape)                                               # s + Σ g_k update_k: the one residual
     return (out, g.squeeze(-1).t().reshape(*states.shape[:-1], 3)) if return_gate else out
+
+# %% ../nbs/02_moe.ipynb #c1a7f0f2
+def _aggregation_flops(agg:TierAggregator, tiers, channels:int, kernels:int=1) -> float:
+    "Estimated FLOPs per cell of one aggregator call on `channels` channels over `tiers`, `kernels` outputs per tier (1 mean, 3 dipoles)."
+    N = math.prod(agg.dims)
+    adds = sum(math.prod(s.stop - s.start for s in dst[1:]) for t in tiers if agg.methods[t] == "shift" for dst, _ in agg._boxes[t])
+    ff, L = sum(agg.methods[t] == "fft" for t in tiers), math.prod(agg._L)
+    fft = (5 * L * math.log2(L) * (1 + ff * kernels) + 6 * L * ff * kernels) * channels / 2 if ff else 0
+    return (adds * kernels * channels + fft) / N
+
+# %% ../nbs/02_moe.ipynb #c1a7f0f3
+def step_cost(cfg:CellNetConfig) -> dict:
+    "Forward cost of one cell-step from the config: matmul FLOPs, aggregation FLOPs (estimate), channels aggregated, floats the aggregation writes."
+    m = cfg.model
+    S, H, G, P, Pd, T = m.state_size, m.hidden_size, m.gate_hidden_size, m.aggregate_width, m.dipole_channels, m.ode_substeps
+    Hd, on, dip = max(1, H // 2), [t not in m.ablate for t in TIER_NAMES], m.perception == "mean+dipole"
+    mac = (S * P if P < S else 0) + S * G + P * G + 3 * G                          # projection, gate
+    mac += on[0] * (S * H + P * H + H * S) + on[1] * (S * P + S * H + P * H + H * S) + on[2] * (P * Hd + T * 2 * S * Hd)
+    if dip: mac += on[0] * (S * Pd + 3 * Pd * H) + on[1] * (P * Pd + 3 * Pd * H) + on[2] * (S * Pd + 3 * Pd * Hd)
+    active = [t for t in range(3) if on[t]]
+    calls = [(active, P, 1)] if len(active) == 3 else [([t], P, 1) for t in active]      # (tiers, channels, outputs per tier)
+    calls += [([1], P, 1)] * on[1] + ([([t], Pd, 3) for t in active] if dip else [])
+    agg = TierAggregator(cfg.lattice, dipole=dip)
+    return dict(matmul_flops=2 * mac, aggregation_flops=sum(_aggregation_flops(agg, *c) for c in calls),
+                aggregated_channels=sum(c for _, c, _ in calls), aggregate_floats=sum(len(t) * c * k for t, c, k in calls))
 
 # %% ../nbs/02_moe.ipynb #19eaf237
 def _one_sample(gate, sample):
