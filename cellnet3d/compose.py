@@ -51,16 +51,16 @@ def _zero_last(layer:nn.Linear) -> nn.Linear:
     nn.init.zeros_(layer.weight); nn.init.zeros_(layer.bias); return layer
 
 class BagHead(nn.Module):
-    "MLP on the mean token vector: W₂ gelu(W₁ mean(v)), W₂ zero at the start."
+    "MLP on the mean token vector: W₂ gelu(W₁ LayerNorm(mean(v))), W₂ zero at the start."
     def __init__(self, E:int, width:int):
-        super().__init__(); self.net = nn.Sequential(nn.Linear(E, width), nn.GELU(), _zero_last(nn.Linear(width, E)))
+        super().__init__(); self.net = nn.Sequential(nn.LayerNorm(E), nn.Linear(E, width), nn.GELU(), _zero_last(nn.Linear(width, E)))
     def forward(self, v:Tensor, mask:Tensor) -> Tensor: return self.net(_masked_mean(v, mask))
 
 class ConvHead(nn.Module):
-    "Four 1D convolutions (kernel 3) over the tokens in reading order, masked mean, linear out (zero at the start)."
+    "Four 1D convolutions (kernel 3) over the LayerNormed tokens in reading order, masked mean, linear out (zero at the start)."
     def __init__(self, E:int, width:int, layers:int=4):
         super().__init__()
-        self.inp = nn.Linear(E, width)
+        self.inp = nn.Sequential(nn.LayerNorm(E), nn.Linear(E, width))
         self.convs = nn.ModuleList(nn.Conv1d(width, width, 3, padding=1) for _ in range(layers))
         self.out = _zero_last(nn.Linear(width, E))
     def forward(self, v:Tensor, mask:Tensor) -> Tensor:
