@@ -122,14 +122,15 @@ class ModelConfig:
     perception: str = "mean"         # what a cell sees of each tier: "mean", or "mean+dipole" (plus 3 dipole moments)
     dipole_channels: int = 16        # channels projected before the dipole moments are aggregated (mean+dipole only)
     aggregate_channels: int = 0      # P, channels the neighbourhood aggregation moves: 0 = state_size (full width), else 1..state_size
+    token_norm: bool = False         # compose: LayerNorm each token vector before its projection onto the face (else they enter at their own small scale)
 
     def __post_init__(self):
         for n in ("state_size", "hidden_size", "gate_hidden_size", "steps", "surface_channels", "ode_substeps", "dipole_channels"):
             _check_positive(n, getattr(self, n), integer=True)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout ({self.dropout!r}) must lie in [0, 1)")
-        if not isinstance(self.gradient_checkpointing, bool):
-            raise ConfigError(f"gradient_checkpointing ({self.gradient_checkpointing!r}) must be True or False")
+        for n in ("gradient_checkpointing", "token_norm"):
+            if not isinstance(getattr(self, n), bool): raise ConfigError(f"{n} ({getattr(self, n)!r}) must be True or False")
         if not isinstance(self.ablate, (str, tuple, list)): raise ConfigError(f"ablate ({self.ablate!r}) must be a tier name or a list of them, from {TIER_NAMES}, e.g. ('functional',)")
         ablate = (self.ablate,) if isinstance(self.ablate, str) else tuple(self.ablate)
         bad = [t for t in ablate if t not in TIER_NAMES]

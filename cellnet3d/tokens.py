@@ -62,7 +62,7 @@ def token_output_vectors(teacher, ids=None, batch_size:int=1024, progress:bool=F
 
 # %% ../nbs/03b_tokens.ipynb #5ac0cd8b
 class TokenFace(nn.Module):
-    "Token ids [B, X·Y] -> front-face states [B, X, Y, S]: W·v(token) + position, or the padding state + position for -1."
+    "Token ids [B, X·Y] -> front-face states [B, X, Y, S]: W·v(token) + position (v LayerNormed with `token_norm`), or the padding state + position for -1."
     def __init__(self, cfg:CellNetConfig, table:Tensor):
         super().__init__()
         X, Y, _ = cfg.lattice.dims
@@ -70,6 +70,7 @@ class TokenFace(nn.Module):
         if table.ndim != 2: raise ValueError(f"token table of shape {tuple(table.shape)} must be [V, E]")
         self.face_shape = (X, Y)
         self.register_buffer("table", table.float().clone())                  # [V, E], fixed
+        self.norm = nn.LayerNorm(table.shape[1]) if cfg.model.token_norm else nn.Identity()
         self.proj = nn.Linear(table.shape[1], S)
         self.pad = nn.Parameter(torch.randn(S) * 0.5)
         self.position = nn.Parameter(torch.randn(X, Y, S) * 0.5)
@@ -80,7 +81,7 @@ class TokenFace(nn.Module):
         if ids.ndim != 2 or ids.shape[1] != X * Y or ids.dtype != torch.long:
             raise ValueError(f"token ids of shape {tuple(ids.shape)} and dtype {ids.dtype} must be a LongTensor [B, {X * Y}] (one id per face cell, -1 = empty)")
         mask = (ids >= 0).unsqueeze(-1)                                          # [B, L, 1]
-        face = torch.where(mask, self.proj(self.table[ids.clamp(min=0)]), self.pad)   # [B, L, S]
+        face = torch.where(mask, self.proj(self.norm(self.table[ids.clamp(min=0)])), self.pad)   # [B, L, S]
         return face.view(len(ids), X, Y, -1) + self.position                      # [B, X, Y, S]
 
 # %% ../nbs/03b_tokens.ipynb #4d738ea3
