@@ -447,4 +447,5 @@ def main(argv=None) -> int:
 
 # %% ../nbs/10b_gpu_check.ipynb #106aa8c2
 #| eval: false
-if __name__ == "__main__": raise SystemExit(main())
+from fastcore.imports import in_notebook
+if __name__ == "__main__" and not in_notebook(): raise SystemExit(main())   # a notebook kernel's __name__ is "__main__" too
