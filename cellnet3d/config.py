@@ -121,7 +121,7 @@ class ModelConfig:
     ablate: tuple = ()               # tiers whose expert is switched off, e.g. ("distant",)
     perception: str = "mean"         # what a cell sees of each tier: "mean", or "mean+dipole" (plus 3 dipole moments)
     dipole_channels: int = 16        # channels projected before the dipole moments are aggregated (mean+dipole only)
-    aggregate_channels: int = 0      # P, channels the neighbourhood aggregation moves: 0 = state_size (full width), else 1..state_size
+    aggregate_channels: int = 16     # P, channels the neighbourhood aggregation moves: 1..state_size, or 0 = state_size (full width)
     token_norm: bool = False         # compose: LayerNorm each token vector before its projection onto the face (else they enter at their own small scale)
 
     def __post_init__(self):
@@ -282,6 +282,7 @@ def _from_dict(cls, d:dict) -> CellNetConfig:
         if part == "train" and "w_cosine" in sec:   # configs before w_cosine was dropped: 1 − cos = reconstruction / 2
             sec["w_reconstruction"] = sec.get("w_reconstruction", 1.0) + sec.pop("w_cosine") / 2
             sec.setdefault("w_contrastive", 0.0); sec.setdefault("init", "random")      # and it started at random
+        if part == "model": sec.setdefault("aggregate_channels", 0)   # configs before the option aggregated the full state
         names = {f.name for f in fields(pcls)}
         bad = sorted(set(sec) - names)
         if bad: raise ConfigError(f"unknown keys {bad} in config section '{part}'; valid keys are {sorted(names)}")
@@ -320,7 +321,8 @@ CellNetConfig.load = classmethod(_load)
 
 # %% ../nbs/00_config.ipynb #98fb6608
 PRESETS = {
-    "tiny": dict(dims=(4, 4, 4), adaptive_radius_ratio=0.5, state_size=8, hidden_size=16, gate_hidden_size=8, steps=2, batch_size=8, epochs=2, warmup_steps=5),
+    "tiny": dict(dims=(4, 4, 4), adaptive_radius_ratio=0.5, state_size=8, hidden_size=16, gate_hidden_size=8, steps=2, batch_size=8, epochs=2, warmup_steps=5,
+             aggregate_channels=0),
     "default": {},
     "seed": dict(adaptive_radius_ratio=0.2, local_distance_ratio=0.1, functional_distance_ratio=0.65, distant_distance_ratio=1.0, steps=7),
     "large": dict(dims=(37, 37, 37), batch_size=4, gradient_checkpointing=True),

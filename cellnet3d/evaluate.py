@@ -21,7 +21,8 @@ __all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'TASK_EVALUATORS', 'MAKE_HERE', 
            'recall_curve', 'plot_recall_curves', 'fit_baselines', 'fit_baselines_names', 'predict_embeddings',
            'sentence_bank', 'evaluate_model', 'evaluate_run', 'save_run_pretrained', 'signal_by_depth',
            'plot_signal_by_depth', 'summarize_seeds', 'evaluate_seeds', 'ablation_variants', 'variant_folder',
-           'compare_configs', 'plot_comparison', 'comparison_table', 'missing_runs', 'runs_ready']
+           'compare_configs', 'plot_comparison', 'comparison_table', 'missing_runs', 'runs_ready', 'scaling_variants',
+           'plot_scaling']
 
 # %% ../nbs/08_eval.ipynb #7fdccf20
 def unit_rows(x:Tensor) -> Tensor:
@@ -544,3 +545,39 @@ def runs_ready(missing:list, make:bool=False, epochs:int|None=None, what:str="th
     print(f"{what}: {len(missing)} run{'s' * (len(missing) > 1)}{budget} not on disk yet ({shown}). They take minutes each on a CPU: "
           f"{how} (finished runs are reused, interrupted ones resume).")
     return False
+
+# %% ../nbs/08_eval.ipynb #f0d9ea5a
+def scaling_variants(cfg, sizes:tuple=(8, 12, 16), steps:tuple=(5, 9, 16), grid:bool=False) -> dict:
+    "{'NxNxN, T steps': overrides} of cubic lattices: cfg's own first, then each size at cfg's steps and each step count at cfg's size, or every pair with `grid`."
+    dims = cfg.lattice.dims
+    if len(set(dims)) != 1: raise ValueError(f"scaling_variants grows a cubic lattice; cfg has dims {dims}: start from a cube, e.g. dims=(8, 8, 8)")
+    n0, t0 = dims[0], cfg.model.steps
+    pairs = [(n, t) for n in sizes for t in steps] if grid else [(n, t0) for n in sizes] + [(n0, t) for t in steps]
+    out = {}
+    for n, t in [(n0, t0)] + pairs:
+        over = dict(dims=(n, n, n), steps=t)
+        cfg.replace(**over)                                  # raises, with the fix, for a step count that cannot reach the back face
+        out.setdefault(f"{n}x{n}x{n}, {t} steps", over)
+    return out
+
+# %% ../nbs/08_eval.ipynb #0e9ab67b
+_SCALING_ROWS = {"student": "student (cube)", "start": "its linear start (lattice = identity)",
+                 "linear": "its face-wide linear map, trained like the cube"}     # the face, and so these maps, widen with the lattice
+
+def plot_scaling(results:dict, metric:str="mrr", title:str=None):
+    "Plotly: `metric` of each variant of `compare_configs` (student, its linear start and, where evaluated, the trained linear map; ± std over seeds) against cells × steps."
+    import plotly.graph_objects as go
+    names = list(results)
+    cost = [math.prod(results[n]["dims"]) * results[n]["steps"] for n in names]           # cell-steps per sample
+    fig = go.Figure()
+    for model, label in _SCALING_ROWS.items():
+        have = [n for n in names if model in results[n]["models"]]
+        if not have: continue
+        ms = [_mean_std(results[n]["models"][model][metric]) for n in have]
+        fig.add_scatter(x=[cost[names.index(n)] for n in have], y=[m for m, _ in ms], error_y=dict(type="data", array=[s or 0 for _, s in ms]),
+                        mode="markers+text" if model == "student" else "markers", text=have if model == "student" else None,
+                        textposition="top center", name=label,
+                        hovertext=[f"{n}: {len(results[n]['seeds'])} seed(s)" for n in have], marker=dict(size=10 if model == "student" else 8))
+    fig.update_layout(title=title or f"{_HEADERS.get(metric, metric)} against the cube's size and steps", xaxis_type="log",
+                      xaxis_title="cells × steps per sample", yaxis_title=_HEADERS.get(metric, metric), legend_title="model", height=450, width=900)
+    return fig

@@ -232,6 +232,7 @@ def parameter_counts(self:CellNet3D) -> dict:
     else: out = {"embedding encode": _count(self.embedding.encoder) + _count(self.embedding.surface_norm),
                  "surface mapper (front face)": _count(self.mapper.surface_in) + self.mapper.face_position.numel(),
                  "volume initializer": _count(self.mapper.volume)}
+    if hasattr(self.step, "aggregate_proj"): out["aggregate projection"] = _count(self.step.aggregate_proj)   # narrow aggregation: S -> P
     out.update({f"{t} expert": _count(e) for t, e in self.step.experts.items()})
     out.update({"tier gate": _count(self.step.gate), "surface extractor": _count(self.extractor), "cube gate": self.cube_gate.numel(),
                 "embedding decode": _count(self.decoder if self.compose else self.embedding.decoder), "total": _count(self)})
