@@ -564,20 +564,31 @@ def scaling_variants(cfg, sizes:tuple=(8, 12, 16), steps:tuple=(5, 9, 16), grid:
 _SCALING_ROWS = {"student": "student (cube)", "start": "its linear start (lattice = identity)",
                  "linear": "its face-wide linear map, trained like the cube"}     # the face, and so these maps, widen with the lattice
 
+def _scaling_axes(results:dict) -> tuple:
+    "([(size N, variant)] at the first variant's steps, [(steps T, variant)] at its size): the two arms of the cross through it."
+    n0, t0 = results[next(iter(results))]["dims"][0], results[next(iter(results))]["steps"]
+    sizes = sorted((r["dims"][0], n) for n, r in results.items() if r["steps"] == t0)
+    steps = sorted((r["steps"], n) for n, r in results.items() if r["dims"][0] == n0)
+    return sizes, steps
+
 def plot_scaling(results:dict, metric:str="mrr", title:str=None):
-    "Plotly: `metric` of each variant of `compare_configs` (student, its linear start and, where evaluated, the trained linear map; ± std over seeds) against cells × steps."
+    "Plotly, two panels: `metric` (± std over seeds) of the student, its linear start and the trained linear map against the lattice size (at the first variant's steps) and the steps (at its size)."
     import plotly.graph_objects as go
-    names = list(results)
-    cost = [math.prod(results[n]["dims"]) * results[n]["steps"] for n in names]           # cell-steps per sample
-    fig = go.Figure()
-    for model, label in _SCALING_ROWS.items():
-        have = [n for n in names if model in results[n]["models"]]
-        if not have: continue
-        ms = [_mean_std(results[n]["models"][model][metric]) for n in have]
-        fig.add_scatter(x=[cost[names.index(n)] for n in have], y=[m for m, _ in ms], error_y=dict(type="data", array=[s or 0 for _, s in ms]),
-                        mode="markers+text" if model == "student" else "markers", text=have if model == "student" else None,
-                        textposition="top center", name=label,
-                        hovertext=[f"{n}: {len(results[n]['seeds'])} seed(s)" for n in have], marker=dict(size=10 if model == "student" else 8))
-    fig.update_layout(title=title or f"{_HEADERS.get(metric, metric)} against the cube's size and steps", xaxis_type="log",
-                      xaxis_title="cells × steps per sample", yaxis_title=_HEADERS.get(metric, metric), legend_title="model", height=450, width=900)
+    from plotly.subplots import make_subplots
+    first = results[next(iter(results))]
+    sizes, steps = _scaling_axes(results)
+    fig = make_subplots(1, 2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=(f"lattice size N (N³ cells, {first['steps']} steps)", f"steps ({'×'.join(map(str, first['dims']))} cells)"))
+    for col, arm in ((1, sizes), (2, steps)):
+        for (model, label), colour in zip(_SCALING_ROWS.items(), ("#1f77b4", "#7f7f7f", "#2ca02c")):
+            pts = [(x, n) for x, n in arm if model in results[n]["models"]]
+            if not pts: continue
+            ms = [_mean_std(results[n]["models"][model][metric]) for _, n in pts]
+            fig.add_scatter(x=[x for x, _ in pts], y=[m for m, _ in ms], error_y=dict(type="data", array=[s or 0 for _, s in ms]),
+                            mode="lines+markers", name=label, legendgroup=model, showlegend=col == 1, line=dict(color=colour, dash="solid" if model == "student" else "dot"),
+                            hovertext=[f"{n}: {len(results[n]['seeds'])} seed(s)" for _, n in pts], row=1, col=col)
+        fig.update_xaxes(tickvals=[x for x, _ in arm], row=1, col=col)
+    fig.update_yaxes(title_text=_HEADERS.get(metric, metric), row=1, col=1)
+    fig.update_layout(title=title or f"{_HEADERS.get(metric, metric)} against the cube's size and steps", legend_title="model",
+                      legend=dict(orientation="h", y=-0.15), height=470, width=920)
     return fig
