@@ -21,15 +21,6 @@ __all__ = ['DEFAULT_SIZES', 'matmul_rate', 'cell_steps', 'flops_per_cell_step', 
 def _sync(device):
     if torch.device(device).type == "cuda": torch.cuda.synchronize()
 
-def _median_time(fn, device, warmup=2, repeats=5) -> float:
-    "Median wall time of `fn()` over `repeats` runs after `warmup` runs."
-    for _ in range(warmup): fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter(); fn(); _sync(device); times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
 def _median_time_for(fn, device, seconds:float, warmup_s:float, min_repeats:int=5) -> float:
     "Median wall time of `fn()` over as many runs as fit in `seconds` (at least `min_repeats`), after `warmup_s` of runs."
     t = time.perf_counter()
@@ -39,6 +30,21 @@ def _median_time_for(fn, device, seconds:float, warmup_s:float, min_repeats:int=
     while time.perf_counter() - t < seconds or len(times) < min_repeats:
         t0 = time.perf_counter(); fn(); _sync(device); times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+def _pass_times(fn, device, warmup:int=1, repeats:int=3, seconds:float=0.0) -> list:
+    "Wall times of `fn()`: after `warmup` runs (and a quarter of `seconds` more), `repeats` timed runs, or as many as fit in `seconds` if that is more."
+    for _ in range(warmup): fn()
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds / 4: fn()
+    _sync(device)
+    times, t = [], time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - t < seconds:
+        t0 = time.perf_counter(); fn(); _sync(device); times.append(time.perf_counter() - t0)
+    return times
+
+def _median_time(fn, device, warmup=2, repeats=5) -> float:
+    "Median wall time of `fn()` over `repeats` runs after `warmup` runs."
+    return statistics.median(_pass_times(fn, device, warmup, repeats))
 
 def matmul_rate(device="cpu", n:int=1024, seconds:float=1.0, dtype=torch.float32) -> float:
     "The machine's matrix-multiply rate in FLOP/s for `dtype` (fp32 by default): the median n×n product over `seconds`, after a quarter of that warming up."
@@ -92,8 +98,8 @@ def aggregation_share(step, device="cpu") -> float:
 
 def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False, checkpointing=False,
                 repeats:int=3, warmup:int=1, preset="default", teacher_dim:int=384, perception:str=None, precision:str="fp32",
-                aggregate_channels:int|None=None) -> dict:
-    "Time one configuration in this process: median seconds per pass, cell-steps/s, peak memory and the aggregation's share."
+                aggregate_channels:int|None=None, seconds:float=0.0) -> dict:
+    "Time one configuration in this process: median seconds per pass (of `repeats` passes, or as many as fit in `seconds`), cell-steps/s, peak memory and the aggregation's share."
     device = _resolve_device(device)
     cfg = CellNetConfig.preset(preset).replace(dims=(size,) * 3, gradient_checkpointing=checkpointing)
     if perception: cfg = cfg.replace(perception=perception)
@@ -113,11 +119,12 @@ def measure_one(size:int, batch:int, device="cpu", backward=True, compile=False,
             out.float().square().mean().backward()
         else:
             with torch.no_grad(), amp(): fwd(emb)
-    sec = _median_time(step, device, warmup=warmup, repeats=repeats)
+    times = _pass_times(step, device, warmup=warmup, repeats=repeats, seconds=seconds)
+    sec = statistics.median(times)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else _peak_rss_mb()
     share = None if compile else aggregation_share(step, device)        # compiled graphs hide the aggregator's events
     return dict(size=size, batch=batch, device=device, backward=backward, compile=compile, checkpointing=checkpointing,
-                perception=cfg.model.perception, aggregate_channels=cfg.model.aggregate_width, precision=precision, seconds=sec, cell_steps_per_s=cell_steps(cfg, batch) / sec, peak_mb=peak,
+                perception=cfg.model.perception, aggregate_channels=cfg.model.aggregate_width, precision=precision, seconds=sec, passes=len(times), cell_steps_per_s=cell_steps(cfg, batch) / sec, peak_mb=peak,
                 baseline_mb=None if device == "cuda" else rss0, aggregation_share=share)
 
 # %% ../nbs/10_bench.ipynb #5c35a5c3
@@ -219,8 +226,8 @@ def _rate_ratios(rows, width:int|None=None) -> dict:
     return {s: v / fb[min(fb)] for s, v in fb.items()} if fb else {}
 
 def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:int=3, scale:bool=True, preset="default", progress=True,
-              perception:str=None, precision:str="fp32", keep_memory:bool=True, aggregate_channels=None) -> dict:
-    "The whole benchmark: throughput rows per size (and per aggregation width P), the scale rows, FLOPs, matmul rate, loop speed-up; written to `json_path`."
+              perception:str=None, precision:str="fp32", keep_memory:bool=True, aggregate_channels=None, seconds:float=2.0) -> dict:
+    "The whole benchmark: throughput rows per size (and per aggregation width P; each the median of at least `repeats` passes and `seconds` of them), the scale rows, FLOPs, matmul rate, loop speed-up; written to `json_path`."
     from tqdm.auto import tqdm
     device = _resolve_device(device)
     sizes = parse_sizes(sizes) if sizes else DEFAULT_SIZES
@@ -232,21 +239,21 @@ def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:i
     kw = dict(preset=preset, perception=cfg.model.perception, precision=precision)
     jobs = [dict(size=s, batch=b, backward=bw, aggregate_channels=P, **kw) for P in widths for s, b in sizes for bw in (False, True)]
     kw["aggregate_channels"] = widths[0]                                 # the scale rows: the first width only
-    if scale: jobs += [dict(size=37, batch=4, backward=True, checkpointing=True, repeats=1, warmup=0, **kw),
-                       dict(size=64, batch=1, backward=False, repeats=1, warmup=0, **kw)]
-    if scale and device == "cuda": jobs.append(dict(size=100, batch=1, backward=False, repeats=1, warmup=1, **kw))   # a million cells
+    if scale: jobs += [dict(size=37, batch=4, backward=True, checkpointing=True, repeats=1, warmup=0, seconds=0, **kw),   # one pass each
+                       dict(size=64, batch=1, backward=False, repeats=1, warmup=0, seconds=0, **kw)]
+    if scale and device == "cuda": jobs.append(dict(size=100, batch=1, backward=False, repeats=1, warmup=1, seconds=0, **kw))   # a million cells
     res = dict(machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
                             torch=torch.__version__, threads=torch.get_num_threads(),
                             device=torch.cuda.get_device_name() if device == "cuda" else "cpu"),
                device=device, compile=compile, preset=preset, perception=cfg.model.perception, precision=precision)
-    res["aggregate_channels"] = widths
+    res["aggregate_channels"], res["seconds_per_row"] = widths, seconds
     bar = tqdm(total=len(jobs) + 3, desc="bench", disable=not progress)
     res["matmul_flops"] = matmul_rate(device, dtype=torch.bfloat16 if precision == "bf16" else torch.float32); bar.update()
     res["flops_by_width"] = {P: dict(forward=flops_per_cell_step(c, backward=False), forward_backward=flops_per_cell_step(c)) for P, c in cfgs.items()}
     res["flops_per_cell_step"] = res["flops_by_width"][widths[0]]; bar.update()
     rows = []
     for job in jobs:
-        job = dict(dict(repeats=repeats), **job)
+        job = dict(dict(repeats=repeats, seconds=seconds), **job)
         bar.set_postfix(size=job["size"], batch=job["batch"], backward=job["backward"])
         r = measure(device=device, compile=compile, keep_memory=keep_memory, **job)
         fl = res["flops_by_width"][r["aggregate_channels"]]["forward_backward" if r["backward"] else "forward"]
@@ -272,11 +279,11 @@ def format_bench(res:dict) -> str:
                  f"{'' if len(by_width) < 2 else f'P = {P}: '}{f['forward']/1e6:.3f} MFLOP per cell-step forward, {f['forward_backward']/1e6:.3f} forward+backward"
                  for P, f in by_width.items()),
              f"preset {res['preset']}, perception {res.get('perception', 'mean')}; cell-steps = cells × steps × batch per pass; "
-             "P = channels aggregated; agg = share of the pass in tier aggregation",
-             f"{'lattice':>8} {'batch':>5} {'P':>4} {'pass':>8} {'ckpt':>5} {'s/pass':>9} {'cell-steps/s':>13} {'of matmul':>9} {'agg':>5} {'peak MiB':>9}"]
+             "P = channels aggregated; s/pass = the median of the timed passes; agg = share of the pass in tier aggregation",
+             f"{'lattice':>8} {'batch':>5} {'P':>4} {'pass':>8} {'ckpt':>5} {'s/pass':>9} {'passes':>6} {'cell-steps/s':>13} {'of matmul':>9} {'agg':>5} {'peak MiB':>9}"]
     for r in res["rows"]:
         lines.append(f"{r['size']:>7}³ {r['batch']:>5} {r.get('aggregate_channels') or '':>4} {'fwd+bwd' if r['backward'] else 'fwd':>8} {'yes' if r['checkpointing'] else '':>5} "
-                     f"{r['seconds']:>9.3f} {r['cell_steps_per_s']:>13.3g} {r['matmul_fraction']:>8.0%} "
+                     f"{r['seconds']:>9.3f} {r.get('passes', ''):>6} {r['cell_steps_per_s']:>13.3g} {r['matmul_fraction']:>8.0%} "
                      f"{'' if r.get('aggregation_share') is None else format(r['aggregation_share'], '.0%'):>5} {r['peak_mb']:>9.0f}")
     by_ratio = res.get("rate_vs_smallest_by_width") or {}
     for P, ratios in (by_ratio if len(by_ratio) > 1 else {None: res.get("rate_vs_smallest") or {}}).items():
