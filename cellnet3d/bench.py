@@ -21,16 +21,6 @@ __all__ = ['DEFAULT_SIZES', 'matmul_rate', 'cell_steps', 'flops_per_cell_step', 
 def _sync(device):
     if torch.device(device).type == "cuda": torch.cuda.synchronize()
 
-def _median_time_for(fn, device, seconds:float, warmup_s:float, min_repeats:int=5) -> float:
-    "Median wall time of `fn()` over as many runs as fit in `seconds` (at least `min_repeats`), after `warmup_s` of runs."
-    t = time.perf_counter()
-    while time.perf_counter() - t < warmup_s: fn()
-    _sync(device)
-    times, t = [], time.perf_counter()
-    while time.perf_counter() - t < seconds or len(times) < min_repeats:
-        t0 = time.perf_counter(); fn(); _sync(device); times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
 def _pass_times(fn, device, warmup:int=1, repeats:int=3, seconds:float=0.0) -> list:
     "Wall times of `fn()`: after `warmup` runs (and a quarter of `seconds` more), `repeats` timed runs, or as many as fit in `seconds` if that is more."
     for _ in range(warmup): fn()
@@ -49,7 +39,7 @@ def _median_time(fn, device, warmup=2, repeats=5) -> float:
 def matmul_rate(device="cpu", n:int=1024, seconds:float=1.0, dtype=torch.float32) -> float:
     "The machine's matrix-multiply rate in FLOP/s for `dtype` (fp32 by default): the median n×n product over `seconds`, after a quarter of that warming up."
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    return 2 * n**3 / _median_time_for(lambda: a @ b, device, seconds, seconds / 4)
+    return 2 * n**3 / statistics.median(_pass_times(lambda: a @ b, device, warmup=0, repeats=5, seconds=seconds))
 
 # %% ../nbs/10_bench.ipynb #e1414a35
 def cell_steps(cfg:CellNetConfig, batch:int) -> int:
