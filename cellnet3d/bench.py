@@ -220,6 +220,7 @@ def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:i
     "The whole benchmark: throughput rows per size (and per aggregation width P; each the median of at least `repeats` passes and `seconds` of them), the scale rows, FLOPs, matmul rate, loop speed-up; written to `json_path`."
     from tqdm.auto import tqdm
     device = _resolve_device(device)
+    if not seconds >= 0: raise ValueError(f"seconds ({seconds!r}) is the least time of timed passes per row: use 0 (just `repeats` passes) or more, e.g. 2.0")
     sizes = parse_sizes(sizes) if sizes else DEFAULT_SIZES
     cfg = CellNetConfig.preset(preset)
     if perception: cfg = cfg.replace(perception=perception)
