@@ -12,24 +12,26 @@ from .config import CellNetConfig
 from .lattice import neighbor_offsets, TierAggregator
 from .moe import CellStep, soft_norm
 from .model import CellNet3D
+from .trainer import warn_compile_on_cpu
 
 # %% auto #0
 __all__ = ['DEFAULT_SIZES', 'matmul_rate', 'cell_steps', 'flops_per_cell_step', 'aggregation_share', 'measure_one', 'measure',
-           'default_batch', 'parse_sizes', 'reference_step', 'loop_speedup', 'run_bench', 'format_bench']
+           'default_batch', 'parse_sizes', 'reference_step', 'loop_speedup', 'run_bench', 'format_bench',
+           'compile_cost']
 
 # %% ../nbs/10_bench.ipynb #4d99ae84
 def _sync(device):
     if torch.device(device).type == "cuda": torch.cuda.synchronize()
 
-def _pass_times(fn, device, warmup:int=1, repeats:int=3, seconds:float=0.0) -> list:
-    "Wall times of `fn()`: after `warmup` runs (and a quarter of `seconds` more), `repeats` timed runs, or as many as fit in `seconds` if that is more."
+def _pass_times(fn, device, warmup:int=1, repeats:int=3, seconds:float=0.0, clock=time.perf_counter) -> list:
+    "Wall times of `fn()` by `clock`: after `warmup` runs (and a quarter of `seconds` more), `repeats` timed runs, or as many as fit in `seconds` if that is more."
     for _ in range(warmup): fn()
-    t = time.perf_counter()
-    while time.perf_counter() - t < seconds / 4: fn()
+    t = clock()
+    while clock() - t < seconds / 4: fn()
     _sync(device)
-    times, t = [], time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - t < seconds:
-        t0 = time.perf_counter(); fn(); _sync(device); times.append(time.perf_counter() - t0)
+    times, t = [], clock()
+    while len(times) < repeats or clock() - t < seconds:
+        t0 = clock(); fn(); _sync(device); times.append(clock() - t0)
     return times
 
 def _median_time(fn, device, warmup=2, repeats=5) -> float:
@@ -67,21 +69,21 @@ def _peak_rss_mb() -> float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
-def aggregation_share(step, device="cpu") -> float:
+def aggregation_share(step, device="cpu", clock=time.perf_counter) -> float:
     "Fraction of one call of `step()` spent in tier aggregation: every mean and dipole, forward and adjoint, goes through `_aggregate` or `_aggregate_adjoint`."
     spent, depth, orig = [0.0], [0], {n: getattr(TierAggregator, n) for n in ("_aggregate", "_aggregate_adjoint")}
     def timed(fn):
         def wrapper(*args, **kwargs):
             depth[0] += 1
-            if depth[0] == 1: _sync(device); t0 = time.perf_counter()
+            if depth[0] == 1: _sync(device); t0 = clock()
             try: return fn(*args, **kwargs)
             finally:
-                if depth[0] == 1: _sync(device); spent[0] += time.perf_counter() - t0
+                if depth[0] == 1: _sync(device); spent[0] += clock() - t0
                 depth[0] -= 1
         return wrapper
     for n, fn in orig.items(): setattr(TierAggregator, n, timed(fn))
     try:
-        _sync(device); t0 = time.perf_counter(); step(); _sync(device); total = time.perf_counter() - t0
+        _sync(device); t0 = clock(); step(); _sync(device); total = clock() - t0
     finally:
         for n, fn in orig.items(): setattr(TierAggregator, n, fn)
     return spent[0] / total
@@ -220,6 +222,7 @@ def run_bench(device="cpu", compile=False, sizes=None, json_path=None, repeats:i
     "The whole benchmark: throughput rows per size (and per aggregation width P; each the median of at least `repeats` passes and `seconds` of them), the scale rows, FLOPs, matmul rate, loop speed-up; written to `json_path`."
     from tqdm.auto import tqdm
     device = _resolve_device(device)
+    if compile: warn_compile_on_cpu(device)
     if not seconds >= 0: raise ValueError(f"seconds ({seconds!r}) is the least time of timed passes per row: use 0 (just `repeats` passes) or more, e.g. 2.0")
     sizes = parse_sizes(sizes) if sizes else DEFAULT_SIZES
     cfg = CellNetConfig.preset(preset)
@@ -286,3 +289,18 @@ def format_bench(res:dict) -> str:
     if lr: lines.append(f"per-cell loop reference, {'×'.join(map(str, lr['dims']))} batch {lr['batch']}, one forward step: "
                         f"{lr['loop_seconds']:.2f} s vs {lr['fast_seconds']*1e3:.2f} ms vectorised = {lr['speedup']:,.0f}× faster")
     return "\n".join(lines)
+
+# %% ../nbs/10_bench.ipynb #d11a81e9
+def compile_cost(size:int=8, batch:int=16, preset="default", repeats:int=3, device="cpu", teacher_dim:int=384) -> dict:
+    "Seconds to compile the model's forward+backward (the first compiled pass beyond a normal one), and the median pass eager and compiled."
+    device = _resolve_device(device)
+    cfg = CellNetConfig.preset(preset).replace(dims=(size,) * 3)
+    torch.manual_seed(0)
+    model, emb = CellNet3D(cfg, teacher_dim).to(device), torch.randn(batch, teacher_dim, device=device)
+    def one_pass(f): model.zero_grad(set_to_none=True); f(emb).square().mean().backward()
+    eager = statistics.median(_pass_times(lambda: one_pass(model), device, warmup=1, repeats=repeats))
+    compiled = torch.compile(model)
+    first = _pass_times(lambda: one_pass(compiled), device, warmup=0, repeats=1)[0]
+    comp = statistics.median(_pass_times(lambda: one_pass(compiled), device, warmup=0, repeats=repeats))
+    return dict(size=size, batch=batch, device=device, threads=torch.get_num_threads(), compile_seconds=first - comp,
+                eager_seconds=eager, compiled_seconds=comp, slowdown=comp / eager)

@@ -10,7 +10,7 @@ from torch import Tensor
 from .config import CellNetConfig
 
 # %% auto #0
-__all__ = ['COPY_TOLERANCE', 'LOSS_TERMS', 'reconstruction_loss', 'cosine_loss', 'similarity_loss', 'target_copies',
+__all__ = ['COPY_TOLERANCE', 'LOSS_TERMS', 'reconstruction_loss', 'cosine_loss', 'similarity_loss', 'copies_of', 'target_copies',
            'contrastive_loss', 'diversity_loss', 'step_changes', 'dynamics_loss', 'spatial_loss', 'compute_losses',
            'gradient_shares']
 
@@ -38,18 +38,21 @@ def similarity_loss(pred:Tensor, target:Tensor) -> Tensor:
 # %% ../nbs/06_losses.ipynb #bb123948
 COPY_TOLERANCE = 1e-4      # cosine within this of 1: the same target (float32 rounding of a unit self-product is ~1e-6)
 
-def target_copies(target:Tensor, tol:float=COPY_TOLERANCE) -> Tensor:
-    "BoolTensor [B, B]: j is a copy of i's target (always i itself; others by cosine > 1 − tol)."
-    t = _unit(target)
-    eye = torch.eye(len(t), dtype=torch.bool, device=t.device)
-    return eye | ((t @ t.T) > 1 - tol)                              # [B, B]
+def copies_of(sim:Tensor, tol:float=COPY_TOLERANCE) -> Tensor:
+    "BoolTensor [B, B] from a cosine matrix [B, B]: j is a copy of i (always i itself, by index; others by cosine > 1 − tol)."
+    return torch.eye(len(sim), dtype=torch.bool, device=sim.device) | (sim > 1 - tol)
+
+def target_copies(target:Tensor, tol:float=COPY_TOLERANCE, unit=_unit) -> Tensor:
+    "BoolTensor [B, B]: j is a copy of i's target; `unit` normalises the rows (the seam through which tests simulate a CPU's rounding)."
+    t = unit(target)
+    return copies_of(t @ t.T, tol)                                   # [B, B]
 
 # %% ../nbs/06_losses.ipynb #cd7655b0
-def contrastive_loss(pred:Tensor, target:Tensor, temperature:float=0.05) -> Tensor:
-    "InfoNCE over the batch: mean of −log Σ_{j: t_j = t_i} softmax_j(cos(p_i, t_j) / τ), in [0, 2/τ + log B]."
-    p, t = _unit(pred), _unit(target)
+def contrastive_loss(pred:Tensor, target:Tensor, temperature:float=0.05, unit=_unit) -> Tensor:
+    "InfoNCE over the batch: mean of −log Σ_{j: t_j = t_i} softmax_j(cos(p_i, t_j) / τ), in [0, 2/τ + log B]; `unit` normalises the rows."
+    p, t = unit(pred), unit(target)
     logits = p @ t.T / temperature                                  # [B, B]
-    same = target_copies(t)                                         # [B, B] one's own target and its copies
+    same = copies_of(t @ t.T)                                       # [B, B] one's own target and its copies
     return (logits.logsumexp(-1) - logits.masked_fill(~same, float("-inf")).logsumexp(-1)).mean()
 
 # %% ../nbs/06_losses.ipynb #59128f94
