@@ -38,8 +38,8 @@ def resolve_device(device="auto") -> torch.device:
     return d
 
 # %% ../nbs/07_trainer.ipynb #d1ffae13
-CPU_COMPILE_COST = ("compiling the default 8³ step took about 5 min and the compiled forward+backward then ran 3.3× slower than eager "
-                    "(0.74 s against 0.22 s a pass, batch 16; AMD EPYC, 2 threads, torch 2.13; 10_bench, compile_cost)")
+CPU_COMPILE_COST = ("compiling the default 8³ step took 5–9 min and the compiled forward+backward then ran 3.3–6× slower than eager "
+                    "(batch 16; AMD EPYC, 2 threads, torch 2.13; 10_bench, compile_cost)")
 
 def warn_compile_on_cpu(device) -> bool:
     "On a CPU, warn in one line what `--compile` costs there (the measured `CPU_COMPILE_COST`); True if it warned."
