@@ -12,7 +12,7 @@ from .config import CellNetConfig
 from .lattice import neighbor_offsets, TierAggregator
 from .moe import CellStep, soft_norm
 from .model import CellNet3D
-from .trainer import warn_compile_on_cpu
+from .trainer import warn_compile_on_cpu, CPU_COMPILE_COST
 
 # %% auto #0
 __all__ = ['DEFAULT_SIZES', 'matmul_rate', 'cell_steps', 'flops_per_cell_step', 'aggregation_share', 'measure_one', 'measure',
