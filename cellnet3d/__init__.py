@@ -16,6 +16,7 @@ from .teacher import *
 from .data import *
 from .wordnet import *
 from .evaluate import *
+from .order import *
 from .compose import *
 from .decoder import *
 from .distributed import *

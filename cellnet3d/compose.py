@@ -14,13 +14,14 @@ from .tokens import face_token_ids, mean_token_vectors
 from .model import CellNet3D
 from .linear import fit_mean_tokens_ridge, fit_rank_k_regression, RIDGES
 from .data import CORPORA, DataError, bundled_corpus, load_texts, compose_token_table, cached_token_outputs, _named_corpus
+from .order import shuffle_words, cosine_distance, order_sensitivity
 from .evaluate import (TASK_EVALUATORS, RECALL_KS, train_like_cube, score_predictions, count_parameters, predict_embeddings,
-                                unit_rows, retrieval_ranks, mean_reciprocal_rank, recall_curve, dedupe, _eval_inputs, _first_rows)
+                                unit_rows, retrieval_ranks, mean_reciprocal_rank, recall_curve, dedupe, _eval_inputs, _first_rows, _cell)
 
 # %% auto #0
 __all__ = ['RIVALS', 'COMPOSE_BASELINES', 'TokenModel', 'BagHead', 'ConvHead', 'TransformerHead', 'rival', 'matched_rival',
-           'ZipfMean', 'compose_baselines', 'retrieval_pairs', 'pair_mrr', 'evaluate_compose', 'format_compose',
-           'read_text_lines', 'SentenceEncoder']
+           'ZipfMean', 'compose_baselines', 'retrieval_pairs', 'pair_mrr', 'order_probe', 'evaluate_compose',
+           'format_order_speed', 'format_compose', 'read_text_lines', 'SentenceEncoder']
 
 # %% ../nbs/08b_compose.ipynb #dfa98670
 class TokenModel(nn.Module):
@@ -151,6 +152,19 @@ def pair_mrr(emb:dict, questions:list, answers:list) -> float:
     q = torch.stack([emb[t] for t in questions]); a = torch.stack([emb[t] for t in uniq])
     return mean_reciprocal_rank(retrieval_ranks(q, a, ids))
 
+# %% ../nbs/08b_compose.ipynb #7e31617b
+def order_probe(predictors:dict, texts:list, tokenizer, embed, n_cells:int, seed:int=0, min_words:int=6, max_texts:int=512, device="cpu") -> tuple:
+    "({row: dict(order, order_spearman)}, dict(texts, teacher = its mean 1 − cos, min_words, seed)) of token models against `texts`' shuffles; ({}, None) below 2 texts."
+    idx, shuffled = shuffle_words(texts, seed, min_words)
+    ids_a, n_a = face_token_ids(tokenizer, [texts[i] for i in idx], n_cells)
+    ids_b, n_b = face_token_ids(tokenizer, shuffled, n_cells)
+    keep = ((n_a <= n_cells) & (n_b <= n_cells)).nonzero().flatten()[:max_texts]   # untruncated: the same tokens, in another order
+    if len(keep) < 2: return {}, None
+    ta, tb = embed([texts[idx[i]] for i in keep.tolist()]), embed([shuffled[i] for i in keep.tolist()])
+    rows = {name: order_sensitivity(predict_embeddings(m, ids_a[keep], device=device), predict_embeddings(m, ids_b[keep], device=device), ta, tb)
+            for name, m in predictors.items()}
+    return rows, dict(texts=len(keep), teacher=cosine_distance(ta, tb).mean().item(), min_words=min_words, seed=seed)
+
 # %% ../nbs/08b_compose.ipynb #cc838663
 def _per_second(fn, texts:list) -> float:
     "Texts per second of `fn(texts)` (one warm-up on a few texts first)."
@@ -189,25 +203,44 @@ def evaluate_compose(model:CellNet3D, data, cfg:CellNetConfig, baselines:tuple=C
                   linear=f"linear map trained like the cube ({E})", bag_mlp="bag-of-tokens MLP (same params)",
                   model2vec=f"Model2Vec recipe, token outputs ({E})", model2vec_ridge=f"Model2Vec recipe + ridge ({E})",
                   conv="1D conv over tokens (same params)", transformer="transformer (same params)")
-    speed = None
+    speed = probe = None
     if texts and teacher is not None:
-        enc = SentenceEncoder(model, teacher.model.tokenizer, device=device)
-        sample = texts[:512]
-        speed = dict(texts=len(sample), student=_per_second(lambda t: enc.encode(t, progress=False), sample),
-                     teacher=_per_second(lambda t: teacher.encode(t, progress=False), sample))
+        tok, embed = teacher.model.tokenizer, lambda t: teacher.encode(t, progress=False)
+        rows, probe = order_probe(predictors, texts, tok, embed, X * Y, device=device)
+        for name, r in rows.items(): models[name].update({k: v for k, v in r.items() if v is not None})   # no ρ for a bag of words
+        sample, encoder = texts[:512], lambda m: lambda t: predict_embeddings(m, face_token_ids(tok, t, X * Y)[0], device=device)
+        speed = dict(texts=len(sample), **{n: _per_second(encoder(m), sample) for n, m in predictors.items()}, teacher=_per_second(embed, sample))
     return dict(task="compose", teacher=cfg.train.teacher, dims=list(cfg.lattice.dims), surface_size=width, seed=cfg.train.seed,
                 ablate=list(cfg.model.ablate), steps=cfg.model.steps, labels={n: labels[n] for n in models},
                 n=dict(train=len(xtr), val=len(splits["val"][0]), test=len(xte), unique_targets=len(uniq), pairs=len(kept),
                        bank=len(bank_texts) if bank_texts is not None else None, truncated=getattr(data, "truncated", None)),
-                teacher_pair_mrr=teacher_mrr, speed=speed,
+                teacher_pair_mrr=teacher_mrr, speed=speed, order_probe=probe,
                 params={n: count_parameters(m) for n, m in predictors.items() if n != "start"}, models=models, curves=curves,
                 seconds=time.perf_counter() - start)
 
 TASK_EVALUATORS["compose"] = evaluate_compose
 
 # %% ../nbs/08b_compose.ipynb #f3b42e5c
+def format_order_speed(results:dict) -> list:
+    "Lines of a table of each row's word order (share of the teacher's, ρ with it) and sentences/s, the teacher last; [] without either."
+    probe, speed, models = results.get("order_probe"), results.get("speed"), results["models"]
+    if not probe and not speed: return []
+    spread = any(isinstance(v, dict) for row in models.values() for v in row.values())
+    per_s = lambda k: f"{speed[k]:,.0f}" if speed and k in speed else "—"
+    rows = [["model", "order", "order ρ", "sentences/s"]]
+    rows += [[results.get("labels", {}).get(k, k), _cell(r.get("order"), spread), _cell(r.get("order_spearman"), spread), per_s(k)] for k, r in models.items()]
+    rows.append(["teacher", "1.000" if probe else "—", "1.000" if probe else "—", per_s("teacher")])
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(x.ljust(w[i]) if i == 0 else x.rjust(w[i]) for i, x in enumerate(r)).rstrip() for r in rows]
+    head = []
+    if probe: head.append(f"word order: {probe['texts']} test texts of ≥ {probe['min_words']} words, each against its words shuffled (seed {probe['seed']}); "
+                          f"order = mean 1 − cos of the two embeddings as a share of the teacher's ({probe['teacher']:.3f}), "
+                          "order ρ = Spearman across texts with the teacher's 1 − cos (— : the embedding did not move)")
+    if speed: head.append(f"sentences/s on {speed['texts']} test texts, tokenization included, this machine")
+    return head + [lines[0], "-" * len(lines[0]), *lines[1:]]
+
 def format_compose(results:dict) -> str:
-    "The lines a compose results table needs below it: truncation, the teacher's pair MRR (and each row's share of it), speed."
+    "The lines a compose results table needs below it: truncation, the teacher's pair MRR (and each row's share of it), word order and speed."
     n, out = results.get("n", {}), []
     if n.get("truncated") is not None: out.append(f"{n['truncated']} text(s) of the corpus had more tokens than the face's cells (their first ones kept)")
     t = results.get("teacher_pair_mrr")
@@ -215,9 +248,7 @@ def format_compose(results:dict) -> str:
     if t:
         shares = ", ".join(f"{results['labels'].get(k, k).split(' (')[0]} {value(row['pair_mrr']) / t:.0%}" for k, row in results["models"].items() if "pair_mrr" in row)
         out.append(f"pair MRR with the models' own embeddings on {n.get('pairs')} test pairs; the teacher's own: {t:.3f} (as a share of it: {shares})")
-    s = results.get("speed")
-    if s: out.append(f"sentences/s on {s['texts']} test texts, this machine: student {s['student']:.0f}, teacher {s['teacher']:.0f} ({s['student'] / s['teacher']:.2f}×)")
-    return "\n".join(out)
+    return "\n".join(out + format_order_speed(results))
 
 # %% ../nbs/08b_compose.ipynb #339d09cb
 def read_text_lines(path) -> list:
