@@ -116,7 +116,7 @@ class MatchedMLP(nn.Module):
     def forward(self, x:Tensor) -> Tensor: return self.net(x.float())   # [B, E_out]
 
 class SurfaceMLP(nn.Module):
-    "The cube's interfaces around a residual MLP on the face instead of the lattice: decode(b + W₂ gelu(W₁ s)), s = encode(x), b = the linear face (or s on the lerp path)."
+    "The cube's interfaces around a residual MLP on the face instead of the lattice: decode(b + W₂ gelu(W₁ s)), b = the linear face, s = its norm, detached (lerp path: b = s = encode(x))."
     def __init__(self, cfg:CellNetConfig, teacher_dim:int, n_params:int):
         super().__init__()
         self.cfg, self.embedding = cfg, EmbeddingTransformer(cfg, teacher_dim)
@@ -125,18 +125,21 @@ class SurfaceMLP(nn.Module):
         self.core = nn.Sequential(nn.Linear(k, h), nn.GELU(), nn.Linear(h, k))
         nn.init.zeros_(self.core[2].weight); nn.init.zeros_(self.core[2].bias)    # starts as the identity
     def forward(self, x:Tensor) -> Tensor:
-        s = self.embedding.encode(x.float())                                     # [B, X, Y, C]
-        b = self.embedding.linear_face(x.float()) if self.cfg.model.face_path == "linear" else s
-        return self.embedding.decode(b + self.core(s.flatten(1)).view(s.shape))  # [B, E]
+        if self.cfg.model.face_path != "linear":                                 # lerp path: the MLP on the normed face
+            s = self.embedding.encode(x.float())                                 # [B, X, Y, C]
+            return self.embedding.decode(s + self.core(s.flatten(1)).view(s.shape))
+        b = self.embedding.linear_face(x.float())                                # [B, X, Y, C] the linear map's face
+        s = self.embedding.surface_norm(b.detach().flatten(1))                   # what the MLP reads, as the cube does: it does not move the map
+        return self.embedding.decode(b + self.core(s).view(b.shape))             # [B, E]
 
 # %% ../nbs/08_eval.ipynb #d5dfb3a7
 def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, device="cpu") -> nn.Module:
     "Train `model` on (x, y) with the cube's loss, schedule and budget; keep the best validation epoch."
     from cellnet3d.losses import compute_losses
-    from cellnet3d.trainer import lr_factor, epoch_batches
+    from cellnet3d.trainer import lr_factor, epoch_batches, make_optimizer
     t = cfg.train
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    opt = make_optimizer(model, cfg)                                      # the trainer's: weight decay on matrices, none on biases
     total = math.ceil(len(x) / t.batch_size) * t.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, t.warmup_steps, total))
     x, y, val_x, val_y = ((a if a.dtype == torch.long else a.float()).to(device) for a in (x, y, val_x, val_y))   # long: token ids
