@@ -10,9 +10,9 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'TASKS', 'TOKEN_VECTORS', 'INITS', 'PRECISIONS', 'PRESETS', 'ConfigError',
-           'LatticeConfig', 'ModelConfig', 'TrainConfig', 'active_reach', 'steps_needed', 'CellNetConfig',
-           'lattice_summary', 'gpu_or_note', 'ratio_explorer']
+__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'FACE_PATHS', 'TASKS', 'TOKEN_VECTORS', 'INITS', 'PRECISIONS', 'PRESETS',
+           'ConfigError', 'LatticeConfig', 'ModelConfig', 'TrainConfig', 'active_reach', 'steps_needed',
+           'CellNetConfig', 'lattice_summary', 'gpu_or_note', 'ratio_explorer']
 
 # %% ../nbs/00_config.ipynb #f9a5ee87
 class ConfigError(ValueError):
@@ -106,6 +106,7 @@ def steps_needed(self:LatticeConfig) -> int | None:
 
 # %% ../nbs/00_config.ipynb #30581039
 PERCEPTIONS = ("mean", "mean+dipole")
+FACE_PATHS = ("linear", "lerp")
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -123,13 +124,17 @@ class ModelConfig:
     dipole_channels: int = 16        # channels projected before the dipole moments are aggregated (mean+dipole only)
     aggregate_channels: int = 16     # P, channels the neighbourhood aggregation moves: 1..state_size, or 0 = state_size (full width)
     token_norm: bool = False         # compose: LayerNorm each token vector before its projection onto the face (else they enter at their own small scale)
+    face_path: str = "linear"        # autoencode/dialogue: "linear": decoder(encoder(x)) + gate · the lattice's change of the face; "lerp": the normed face, lerped to the back face
+    face_norm: bool = True           # LayerNorm the encoder's face numbers before they enter the cube
+    face_positions: bool = True      # a learned state per front-face cell, added to the projection of its number
+    cell_norm: bool = True           # LayerNorm each back-face cell's state before the read-out
 
     def __post_init__(self):
         for n in ("state_size", "hidden_size", "gate_hidden_size", "steps", "surface_channels", "ode_substeps", "dipole_channels"):
             _check_positive(n, getattr(self, n), integer=True)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout ({self.dropout!r}) must lie in [0, 1)")
-        for n in ("gradient_checkpointing", "token_norm"):
+        for n in ("gradient_checkpointing", "token_norm", "face_norm", "face_positions", "cell_norm"):
             if not isinstance(getattr(self, n), bool): raise ConfigError(f"{n} ({getattr(self, n)!r}) must be True or False (on the command line: --set {n}=true)")
         if not isinstance(self.ablate, (str, tuple, list)): raise ConfigError(f"ablate ({self.ablate!r}) must be a tier name or a list of them, from {TIER_NAMES}, e.g. ('functional',)")
         ablate = (self.ablate,) if isinstance(self.ablate, str) else tuple(self.ablate)
@@ -138,6 +143,10 @@ class ModelConfig:
         if len(set(ablate)) == len(TIER_NAMES): raise ConfigError(f"ablate ({ablate!r}) switches off every tier; keep at least one of {TIER_NAMES}, e.g. ('local', 'functional')")
         object.__setattr__(self, "ablate", tuple(t for t in TIER_NAMES if t in ablate))
         if self.perception not in PERCEPTIONS: raise ConfigError(f"perception ({self.perception!r}) must be one of {PERCEPTIONS}")
+        if self.face_path not in FACE_PATHS: raise ConfigError(f"face_path ({self.face_path!r}) must be one of {FACE_PATHS}")
+        if not self.face_positions and self.cell_norm and self.surface_channels == 1:
+            raise ConfigError("face_positions = false with cell_norm = true and surface_channels = 1 leaves each face cell only the sign of its number "
+                              "(a LayerNorm of a·v is ±LayerNorm(a)); set cell_norm=false too, or surface_channels=2 or more")
         P = self.aggregate_channels
         if isinstance(P, bool) or not isinstance(P, int) or not 0 <= P <= self.state_size:
             raise ConfigError(f"aggregate_channels ({P!r}) must be an integer from 1 to state_size ({self.state_size}), or 0 for the full state_size")
@@ -282,7 +291,9 @@ def _from_dict(cls, d:dict) -> CellNetConfig:
         if part == "train" and "w_cosine" in sec:   # configs before w_cosine was dropped: 1 − cos = reconstruction / 2
             sec["w_reconstruction"] = sec.get("w_reconstruction", 1.0) + sec.pop("w_cosine") / 2
             sec.setdefault("w_contrastive", 0.0); sec.setdefault("init", "random")      # and it started at random
-        if part == "model": sec.setdefault("aggregate_channels", 0)   # configs before the option aggregated the full state
+        if part == "model":
+            sec.setdefault("aggregate_channels", 0)                 # configs before the option aggregated the full state
+            sec.setdefault("face_path", "lerp")                     # and before this one read the face through the lerp path
         names = {f.name for f in fields(pcls)}
         bad = sorted(set(sec) - names)
         if bad: raise ConfigError(f"unknown keys {bad} in config section '{part}'; valid keys are {sorted(names)}")

@@ -14,15 +14,15 @@ from .linear import (LinearBaseline, LinearStart, RIDGES, fit_mean, fit_sim, fit
                               fit_linear_start, start_model, surface_size, warm_start_, TrainableLinear)
 
 # %% auto #0
-__all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'TASK_EVALUATORS', 'MAKE_HERE', 'unit_rows', 'cosine_to_target', 'centred_cosine',
-           'r2_score', 'prediction_spread', 'dedupe', 'retrieval_ranks', 'recall_at_k', 'mean_reciprocal_rank',
-           'score_predictions', 'count_parameters', 'mlp_width_for', 'MatchedMLP', 'SurfaceMLP', 'train_like_cube',
-           'train_mlp', 'train_surface_mlp', 'headline_metric', 'model_label', 'format_results', 'plot_metrics',
-           'recall_curve', 'plot_recall_curves', 'fit_baselines', 'fit_baselines_names', 'predict_embeddings',
-           'sentence_bank', 'evaluate_model', 'evaluate_run', 'save_run_pretrained', 'signal_by_depth',
-           'plot_signal_by_depth', 'summarize_seeds', 'evaluate_seeds', 'ablation_variants', 'variant_folder',
-           'compare_configs', 'plot_comparison', 'comparison_table', 'missing_runs', 'runs_ready', 'scaling_variants',
-           'plot_scaling']
+__all__ = ['METRICS', 'RECALL_KS', 'BASELINES', 'TASK_EVALUATORS', 'MAKE_HERE', 'FACE_ROWS', 'unit_rows', 'cosine_to_target',
+           'centred_cosine', 'r2_score', 'prediction_spread', 'dedupe', 'retrieval_ranks', 'recall_at_k',
+           'mean_reciprocal_rank', 'score_predictions', 'count_parameters', 'mlp_width_for', 'MatchedMLP', 'SurfaceMLP',
+           'train_like_cube', 'train_mlp', 'train_surface_mlp', 'headline_metric', 'model_label', 'format_results',
+           'plot_metrics', 'recall_curve', 'plot_recall_curves', 'fit_baselines', 'fit_baselines_names',
+           'predict_embeddings', 'sentence_bank', 'evaluate_model', 'evaluate_run', 'save_run_pretrained',
+           'signal_by_depth', 'plot_signal_by_depth', 'summarize_seeds', 'evaluate_seeds', 'ablation_variants',
+           'variant_folder', 'compare_configs', 'plot_comparison', 'comparison_table', 'missing_runs', 'runs_ready',
+           'face_path_variants', 'face_table', 'scaling_variants', 'plot_scaling']
 
 # %% ../nbs/08_eval.ipynb #7fdccf20
 def unit_rows(x:Tensor) -> Tensor:
@@ -116,7 +116,7 @@ class MatchedMLP(nn.Module):
     def forward(self, x:Tensor) -> Tensor: return self.net(x.float())   # [B, E_out]
 
 class SurfaceMLP(nn.Module):
-    "The cube's interfaces around a residual MLP on the face instead of the lattice: decode(s + W₂ gelu(W₁ s)), s = encode(x)."
+    "The cube's interfaces around a residual MLP on the face instead of the lattice: decode(b + W₂ gelu(W₁ s)), b = the linear face, s = its norm, detached (lerp path: b = s = encode(x))."
     def __init__(self, cfg:CellNetConfig, teacher_dim:int, n_params:int):
         super().__init__()
         self.cfg, self.embedding = cfg, EmbeddingTransformer(cfg, teacher_dim)
@@ -125,17 +125,21 @@ class SurfaceMLP(nn.Module):
         self.core = nn.Sequential(nn.Linear(k, h), nn.GELU(), nn.Linear(h, k))
         nn.init.zeros_(self.core[2].weight); nn.init.zeros_(self.core[2].bias)    # starts as the identity
     def forward(self, x:Tensor) -> Tensor:
-        s = self.embedding.encode(x.float())                                     # [B, X, Y, C]
-        return self.embedding.decode(s + self.core(s.flatten(1)).view(s.shape))  # [B, E]
+        if self.cfg.model.face_path != "linear":                                 # lerp path: the MLP on the normed face
+            s = self.embedding.encode(x.float())                                 # [B, X, Y, C]
+            return self.embedding.decode(s + self.core(s.flatten(1)).view(s.shape))
+        b = self.embedding.linear_face(x.float())                                # [B, X, Y, C] the linear map's face
+        s = self.embedding.surface_norm(b.detach().flatten(1))                   # what the MLP reads, as the cube does: it does not move the map
+        return self.embedding.decode(b + self.core(s).view(b.shape))             # [B, E]
 
 # %% ../nbs/08_eval.ipynb #d5dfb3a7
 def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, device="cpu") -> nn.Module:
     "Train `model` on (x, y) with the cube's loss, schedule and budget; keep the best validation epoch."
     from cellnet3d.losses import compute_losses
-    from cellnet3d.trainer import lr_factor, epoch_batches
+    from cellnet3d.trainer import lr_factor, epoch_batches, make_optimizer
     t = cfg.train
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    opt = make_optimizer(model, cfg)                                      # the trainer's: weight decay on matrices, none on biases
     total = math.ceil(len(x) / t.batch_size) * t.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, t.warmup_steps, total))
     x, y, val_x, val_y = ((a if a.dtype == torch.long else a.float()).to(device) for a in (x, y, val_x, val_y))   # long: token ids
@@ -545,6 +549,29 @@ def runs_ready(missing:list, make:bool=False, epochs:int|None=None, what:str="th
     print(f"{what}: {len(missing)} run{'s' * (len(missing) > 1)}{budget} not on disk yet ({shown}). They take minutes each on a CPU: "
           f"{how} (finished runs are reused, interrupted ones resume).")
     return False
+
+# %% ../nbs/08_eval.ipynb #7e27196b
+def face_path_variants(cfg=None) -> dict:
+    "{name: config overrides}: the linear face path (the default), the lerp path before it, and the lerp path with each of its parts out."
+    return {"linear path": dict(face_path="linear"), "lerp path": dict(face_path="lerp"),
+            "lerp, no face LayerNorm": dict(face_path="lerp", face_norm=False),
+            "lerp, no per-cell norm": dict(face_path="lerp", cell_norm=False),
+            "lerp, no per-cell norm, no positions": dict(face_path="lerp", cell_norm=False, face_positions=False)}
+
+FACE_ROWS = ("student", "start", "linear", "surface_mlp")
+
+def face_table(results:dict, metric:str="mrr", rows:tuple=FACE_ROWS) -> str:
+    "Markdown table of `metric` per variant: the student and the rows beside it (mean ± std over seeds), and the student minus the trained linear map."
+    h = _HEADERS.get(metric, metric)
+    lines = [f"| variant | {' | '.join(model_label(r) for r in rows)} | student − trained linear ({h}) |", "|---|" + "---|" * (len(rows) + 1)]
+    for name, res in results.items():
+        cells = []
+        for r in rows:
+            m, s = _mean_std(res["models"][r][metric]) if r in res["models"] else (None, None)
+            cells.append("—" if m is None else f"{m:.3f} ± {s or 0:.3f}")
+        ms, ml = (_mean_std(res["models"][r][metric])[0] if r in res["models"] else None for r in ("student", "linear"))
+        lines.append(f"| {name} | {' | '.join(cells)} | {'—' if None in (ms, ml) else f'{ms - ml:+.3f}'} |")
+    return "\n".join(lines)
 
 # %% ../nbs/08_eval.ipynb #f0d9ea5a
 def scaling_variants(cfg, sizes:tuple=(8, 12, 16), steps:tuple=(5, 9, 16), grid:bool=False) -> dict:

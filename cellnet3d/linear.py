@@ -96,26 +96,39 @@ def _face_basis(n:int, k:int) -> Tensor:
     return torch.cat([q[:, 1:], q[:, :1]], 1)[:, :k]
 
 # %% ../nbs/04b_linear.ipynb #f9d302ea
+def _linear_face_start(model, base:LinearBaseline):
+    "The linear path's start: encoder and decoder of `model.embedding` become the rank-k factors of `base`, as `TrainableLinear` starts (face numbers beyond k zero)."
+    emb, (E_in, k) = model.embedding, base.enc.shape
+    enc = torch.zeros_like(emb.encoder.weight); enc[:k] = base.enc.T                 # [n, E_in]
+    dec = torch.zeros_like(emb.decoder.weight); dec[:, :k] = base.dec.T              # [E_out, n]
+    emb.encoder.weight.copy_(enc); emb.encoder.bias.copy_(-enc @ base.x_mean)
+    emb.decoder.weight.copy_(dec); emb.decoder.bias.copy_(base.y_mean)
+
 @torch.no_grad()
 def warm_start_(model:CellNet3D, base:LinearBaseline, x:Tensor, gain:float=0.25, ridge:float=1e-6) -> CellNet3D:
-    "Set the encoder, readout and decoder of `model` (a CellNet3D, or any module with its `embedding`) so that its bypass reproduces the rank-k map `base` on inputs like `x` [N, E]; a cube's gate goes to 0, so it starts as its bypass."
+    "Set the encoder, readout and decoder of `model` (a CellNet3D, or any module with its `embedding`) so that its bypass reproduces the rank-k map `base` on inputs like `x` [N, E] (exactly, on the linear face path); a cube's gate goes to 0, so it starts as its bypass."
     if base.enc is None: raise ValueError("warm_start_ needs a rank-k map with its factors, from fit_pca or fit_rank_k_regression")
     emb, n, k = model.embedding, model.embedding.encoder.out_features, base.enc.shape[1]
     if k > n: raise ValueError(f"a rank-{k} map does not fit through a face of {n} numbers; fit it with k <= {n}")
     x, xm = x.double(), base.x_mean.double()
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and cfg.model.face_path == "linear": _linear_face_start(model, base)   # the bypass *is* the map; only the cube's faces remain
     sd = ((x - xm) @ base.enc.double()).std(0)                                       # [k] spread of each coefficient
     P = base.enc.double() / sd.clamp_min(1e-2 * float(sd.max()))                    # [E, k] whitened (unused directions stay small)
     enc = _face_basis(n, k) @ P.T                                                    # [n, E]
-    emb.encoder.weight.copy_(enc); emb.encoder.bias.copy_(-enc @ xm)
+    if cfg is None or cfg.model.face_path != "linear": emb.encoder.weight.copy_(enc); emb.encoder.bias.copy_(-enc @ xm)
     if isinstance(model, CellNet3D):                                                 # the cube: write and read the faces
         sm = model.mapper
-        carrier = (sm.face_position - sm.face_position.mean(-1, keepdim=True)).pow(2).sum(-1).mean().sqrt()  # rms ‖pos[x, y]‖, centred
+        pos = sm.face_position
+        carrier = 1.0 if pos is None else (pos - pos.mean(-1, keepdim=True)).pow(2).sum(-1).mean().sqrt()   # rms ‖pos[x, y]‖, centred
         sm.surface_in.weight.mul_(gain * carrier / (sm.surface_in.weight - sm.surface_in.weight.mean(0)).norm())
         A = sm.surface_in.weight.double()                                            # [S, C]
-        model.extractor.surface_out.weight.copy_(torch.linalg.pinv(A - A.mean(0))); model.extractor.surface_out.bias.zero_()
+        model.extractor.surface_out.weight.copy_(torch.linalg.pinv(A - A.mean(0)))
+        if model.extractor.surface_out.bias is not None: model.extractor.surface_out.bias.zero_()
         face = lambda xb: model.extractor(model.initial_states(xb).flip(3))          # the lattice bypassed
         model.cube_gate.zero_()                                                      # and the prediction is that bypass, at any size and step count
     else: face = emb.encode                                                          # a model with the cube's interfaces only
+    if cfg is not None and cfg.model.face_path == "linear": return model
     r = torch.cat([face(xb.float()).flatten(1) for xb in x.split(512)]).double()     # [N, n]
     y = base(x.float()).double()                                                     # [N, E_out]
     rc, yc = r - r.mean(0), y - y.mean(0)

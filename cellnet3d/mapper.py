@@ -23,7 +23,7 @@ class EmbeddingTransformer(nn.Module):
         self.teacher_dim, self.face_shape = teacher_dim, (X, Y, cfg.model.surface_channels)
         n = math.prod(self.face_shape)
         self.encoder = nn.Linear(teacher_dim, n)
-        self.surface_norm = nn.LayerNorm(n)
+        self.surface_norm = nn.LayerNorm(n) if cfg.model.face_norm else nn.Identity()
         self.decoder = nn.Linear(n, teacher_dim)
 
 # %% ../nbs/03_mapper.ipynb #8eb75c9d
@@ -32,6 +32,12 @@ def _check_emb(emb, dim):
     if not torch.is_tensor(emb) or emb.ndim != 2 or emb.shape[1] != dim:
         shape = tuple(emb.shape) if torch.is_tensor(emb) else type(emb).__name__
         raise ValueError(f"embedding of shape {shape} must be [B, {dim}] (the teacher_dim this model was built with)")
+
+@patch
+def linear_face(self:EmbeddingTransformer, emb):
+    "[B, E] -> the encoder's face numbers [B, X, Y, C] before the face norm (the linear path's face: `decode(linear_face(x))` is a linear map)."
+    _check_emb(emb, self.teacher_dim)
+    return self.encoder(emb).view(emb.shape[0], *self.face_shape)   # [B, X, Y, C]
 
 @patch
 def encode(self:EmbeddingTransformer, emb):
@@ -81,7 +87,7 @@ class SurfaceMapper(nn.Module):
         S, C = cfg.model.state_size, cfg.model.surface_channels
         self.face_shape = (X, Y, C)
         self.surface_in = nn.Linear(C, S)
-        self.face_position = nn.Parameter(torch.randn(X, Y, S) * 0.5)
+        self.face_position = nn.Parameter(torch.randn(X, Y, S) * 0.5) if cfg.model.face_positions else None
         self.volume = VolumeStateInitializer(cfg)
 
 # %% ../nbs/03_mapper.ipynb #51bc7ba7
@@ -91,21 +97,25 @@ def forward(self:SurfaceMapper, surface):
     if surface.shape[1:] != self.face_shape:
         raise ValueError(f"surface of shape {tuple(surface.shape)} must be [B, {', '.join(map(str, self.face_shape))}]")
     B = surface.shape[0]
-    face = self.surface_in(surface) + self.face_position         # [B, X, Y, S]
+    face = self.surface_in(surface)                               # [B, X, Y, S]
+    if self.face_position is not None: face = face + self.face_position
     rest = self.volume()[:, :, 1:]                                # [X, Y, Z-1, S]
     return torch.cat([face.unsqueeze(3), rest.expand(B, *rest.shape)], 3)  # [B, X, Y, Z, S]
 
 # %% ../nbs/03_mapper.ipynb #bc45ce2c
 class SurfaceExtractor(nn.Module):
-    "Back face (z = Z-1) of states [B, X, Y, Z, S] -> surface [B, X, Y, C]: norm + linear per cell."
+    "Back face (z = Z-1) of states [B, X, Y, Z, S] -> surface [B, X, Y, C]: norm (`cell_norm`) + linear per cell."
     def __init__(self, cfg:CellNetConfig, channels:int|None=None):
         super().__init__()
-        self.state_size = cfg.model.state_size
+        self.state_size, self.cell_norm = cfg.model.state_size, cfg.model.cell_norm
         self.surface_out = nn.Linear(cfg.model.state_size, channels or cfg.model.surface_channels)
+        if cfg.model.face_path == "linear" and cfg.train.task != "compose":    # the linear path reads back − front: a bias would cancel
+            self.surface_out.register_parameter("bias", None)                  # (dropped after its draw, so every later module starts as before)
 
     def forward(self, states):
         "States [B, X, Y, Z, S] -> surface [B, X, Y, C]."
         if states.ndim != 5 or states.shape[-1] != self.state_size:
             raise ValueError(f"states of shape {tuple(states.shape)} must be [B, X, Y, Z, {self.state_size}]")
-        back = F.layer_norm(states[:, :, :, -1], (self.state_size,))  # [B, X, Y, S]
+        back = states[:, :, :, -1]                                      # [B, X, Y, S]
+        if self.cell_norm: back = F.layer_norm(back, (self.state_size,))
         return self.surface_out(back)                                   # [B, X, Y, C]

@@ -71,17 +71,27 @@ def _compose_modules(self:CellNet3D, token_table):
 @patch
 def initial_states(self:CellNet3D, emb):
     "Embedding [B, E] (compose: token ids [B, X·Y]) -> states [B, X, Y, Z, S] before the first step."
-    if not self.compose: return self.mapper(self.embedding.encode(emb))
+    if not self.compose:
+        if self.cfg.model.face_path != "linear": return self.mapper(self.embedding.encode(emb))
+        f = self.embedding.linear_face(emb).detach()                   # the lattice reads the linear map's face; it does not move the map
+        return self.mapper(self.embedding.surface_norm(f.flatten(1)).view_as(f))
     face = self.tokens(emb)                                            # [B, X, Y, S]
     rest = self.volume()[:, :, 1:]                                     # [X, Y, Z-1, S]
     return torch.cat([face.unsqueeze(3), rest.expand(len(face), *rest.shape)], 3)   # [B, X, Y, Z, S]
 
 @patch
-def readout(self:CellNet3D, states, start=None):
-    "States [B, X, Y, Z, S] -> prediction [B, E] from the back face (compose: without the skip); given `start`, the states before the first step, through the cube gate."
+def linear_base(self:CellNet3D, emb):
+    "The face the gate adds the lattice's change to: the encoder's linear face [B, X, Y, C] when `face_path` is 'linear' (not compose), else None."
+    return self.embedding.linear_face(emb) if not self.compose and self.cfg.model.face_path == "linear" else None
+
+@patch
+def readout(self:CellNet3D, states, start=None, base=None):
+    "States [B, X, Y, Z, S] -> prediction [B, E] from the back face (compose: without the skip); given `start`, the states before the first step, through the cube gate onto `base`."
     face = self.extractor(states)                                       # [B, X, Y, C]
-    if start is not None:                                               # the front face read as the back, moved by the gate towards the cube's face
-        face = torch.lerp(self.extractor(start.flip(3)), face, self.cube_gate.to(face.dtype))   # exact at gate 0 (bypass) and 1 (cube alone)
+    if start is not None:
+        front, g = self.extractor(start.flip(3)), self.cube_gate.to(face.dtype)   # the front face read as the back
+        if base is None: face = torch.lerp(front, face, g)             # lerp path: exact at gate 0 (bypass) and 1 (cube alone)
+        else: face = base + g * (face - front)                         # linear path: the linear face plus the gated change the lattice made
     if not self.compose: return self.embedding.decode(face)
     return self.decoder(face.flatten(1))                                # [B, E]
 
@@ -102,7 +112,9 @@ def run_steps(self:CellNet3D, states, return_trajectory:bool=False):
 
 @patch
 def bypass(self:CellNet3D, emb):
-    "Embedding [B, E] -> prediction [B, E] with the lattice replaced by the identity: the front face read as the back face (the model at cube gate 0)."
+    "Embedding [B, E] -> prediction [B, E] with the lattice replaced by the identity (the model at cube gate 0): the linear face decoded, or the front face read as the back."
+    base = self.linear_base(emb)
+    if base is not None: return self.embedding.decode(base)
     return self.readout(self.initial_states(emb).flip(3)) + self.direct(emb)
 
 @patch
@@ -110,8 +122,9 @@ def forward(self:CellNet3D, emb, return_trajectory:bool=False):
     "Embedding [B, E] -> prediction [B, E]; with `return_trajectory` also the states [T+1, B, X, Y, Z, S]."
     start = self.initial_states(emb)
     out = self.run_steps(start, return_trajectory)
-    if return_trajectory: return self.readout(out[0], start) + self.direct(emb), out[1]
-    return self.readout(out, start) + self.direct(emb)
+    base = self.linear_base(emb)
+    if return_trajectory: return self.readout(out[0], start, base) + self.direct(emb), out[1]
+    return self.readout(out, start, base) + self.direct(emb)
 
 # %% ../nbs/04_model.ipynb #7122c778
 _WEIGHTS = "model.safetensors"
@@ -230,7 +243,7 @@ def parameter_counts(self:CellNet3D) -> dict:
     if self.compose: out = {"token face": _count(self.tokens), "linear skip (mean token vector)": _count(self.skip),
                             "volume initializer": _count(self.volume)}
     else: out = {"embedding encode": _count(self.embedding.encoder) + _count(self.embedding.surface_norm),
-                 "surface mapper (front face)": _count(self.mapper.surface_in) + self.mapper.face_position.numel(),
+                 "surface mapper (front face)": _count(self.mapper.surface_in) + (0 if self.mapper.face_position is None else self.mapper.face_position.numel()),
                  "volume initializer": _count(self.mapper.volume)}
     if hasattr(self.step, "aggregate_proj"): out["aggregate projection"] = _count(self.step.aggregate_proj)   # narrow aggregation: S -> P
     out.update({f"{t} expert": _count(e) for t, e in self.step.experts.items()})
