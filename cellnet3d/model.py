@@ -126,6 +126,14 @@ def forward(self:CellNet3D, emb, return_trajectory:bool=False):
     if return_trajectory: return self.readout(out[0], start, base) + self.direct(emb), out[1]
     return self.readout(out, start, base) + self.direct(emb)
 
+# %% ../nbs/04_model.ipynb #99b0b30a
+@patch
+def clip_groups(self:CellNet3D) -> list:
+    "Lists of parameters whose gradients are clipped together: on the linear face path the linear map (encoder, decoder) and the rest; else all in one."
+    if self.compose or self.cfg.model.face_path != "linear": return [list(self.parameters())]
+    lin = {id(p) for m in (self.embedding.encoder, self.embedding.decoder) for p in m.parameters()}
+    return [[p for p in self.parameters() if id(p) in lin], [p for p in self.parameters() if id(p) not in lin]]
+
 # %% ../nbs/04_model.ipynb #7122c778
 _WEIGHTS = "model.safetensors"
 

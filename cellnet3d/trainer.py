@@ -203,7 +203,8 @@ def train_step(self:Trainer, xb:Tensor, yb:Tensor) -> Tensor:
     l = batch_losses(self.fwd, d.shard(xb), d.shard(yb), self.cfg, d.gather)   # the global batch's losses on every rank
     self.opt.zero_grad(set_to_none=True)
     l["total"].backward()
-    norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)   # before clipping
+    norms = [torch.nn.utils.clip_grad_norm_(g, self.cfg.train.grad_clip) for g in self.model.clip_groups()]   # each part by its own norm
+    norm = torch.stack(norms).square().sum().sqrt()                                  # the whole gradient's norm, before clipping
     self.last_grad_norm = norm.detach()
     terms = torch.stack([l[k].detach() for k in (*LOSS_TERMS, "total")])              # [7]
     if not bool(terms.isfinite().all() & norm.isfinite()): self.diverged(terms, norm)
