@@ -159,6 +159,13 @@ def _loop_dipoles(expert, field, members:list, offs:list):
     unit = torch.tensor(offs, dtype=p.dtype); unit = unit / unit.norm(dim=1, keepdim=True)   # [n, 3]
     return (unit.t() @ p / len(members)).reshape(1, -1)                            # [3, P] -> [1, 3P]
 
+def _loop_conv(expert, field, members:list, offs:list):
+    "With perception conv: Σ_o w[:, o + r]·field[c] / n over the local members c = cell + o, [1, P]; else None."
+    if not hasattr(expert, "conv"): return None
+    if not members: return torch.zeros(1, field.shape[-1])
+    w, r = expert.conv.weight[:, 0], expert.conv.radius                              # [P, k, k, k]
+    return (sum(w[:, i + r, j + r, k + r] * field[c] for (i, j, k), c in zip(offs, members)) / len(members))[None]
+
 @torch.no_grad()
 def reference_step(step:CellStep, states:torch.Tensor) -> torch.Tensor:
     "One step of `step` computed with Python loops over samples, cells and neighbours (slow; for checks only)."
@@ -189,7 +196,9 @@ def reference_step(step:CellStep, states:torch.Tensor) -> torch.Tensor:
                     h = torch.relu(gate.state_in(u) + gate.tier_in(nb_mean))
                     g = torch.softmax(gate.out(h) + gate.logit_bias[n], -1) * gate.alive[n]   # [1, 3]
                     delta = torch.zeros(1, S)
-                    if "local" in ex: delta += g[:, 0:1] * ex["local"](u, means[0], _loop_dipoles(ex["local"], u_all[b], *tiers[0]))
+                    if "local" in ex:
+                        seen = _loop_dipoles(ex["local"], u_all[b], *tiers[0]) if hasattr(ex["local"], "dipoles") else _loop_conv(ex["local"], a_all[b], *tiers[0])
+                        delta += g[:, 0:1] * ex["local"](u, means[0], seen)
                     if "functional" in ex:
                         f = ex["functional"]
                         zf = f.state_in(u) + f.tier_in(received)

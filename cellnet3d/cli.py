@@ -8,7 +8,7 @@ import argparse, importlib, importlib.util, json, os, subprocess, sys, time, tra
 import numpy as np
 from pathlib import Path
 import re
-from .config import CellNetConfig, ConfigError, PRESETS, TASKS, _FIELD_PART
+from .config import CellNetConfig, ConfigError, PRESETS, TASKS, PERCEPTIONS, _FIELD_PART
 
 # %% auto #0
 __all__ = ['LIST_FIELDS', 'DOCTOR_CHECKS', 'COMMANDS', 'UsageError', 'parse_list', 'parse_set', 'config_from_args', 'make_parser',
@@ -118,7 +118,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--compile", action="store_true", help="torch.compile the model first")
     b.add_argument("--sizes", type=int, nargs="+", metavar="N", help="cube edge lengths to time")
     b.add_argument("--json", dest="json_path", metavar="FILE", help="also write the results as JSON")
-    b.add_argument("--perception", choices=["mean", "mean+dipole"], help="the cells' perception (default: the preset's)")
+    b.add_argument("--perception", choices=list(PERCEPTIONS), help="the cells' perception (default: the preset's)")
     b.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the pass in fp32 or under bf16 autocast (default: fp32)")
     b.add_argument("--aggregate-channels", dest="aggregate_channels", type=int, nargs="+", metavar="P",
                    help="channels the aggregation moves, timed side by side, e.g. 64 32 16 (0 = the full state; default: the preset's)")

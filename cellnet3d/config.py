@@ -10,8 +10,8 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'FACE_PATHS', 'TASKS', 'TOKEN_VECTORS', 'INITS', 'PRECISIONS', 'PRESETS',
-           'ConfigError', 'LatticeConfig', 'ModelConfig', 'TrainConfig', 'active_reach', 'steps_needed',
+__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'FACE_PATHS', 'FACE_LAYOUTS', 'TASKS', 'TOKEN_VECTORS', 'INITS', 'PRECISIONS',
+           'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig', 'TrainConfig', 'active_reach', 'steps_needed',
            'CellNetConfig', 'lattice_summary', 'gpu_or_note', 'ratio_explorer']
 
 # %% ../nbs/00_config.ipynb #f9a5ee87
@@ -105,8 +105,9 @@ def steps_needed(self:LatticeConfig) -> int | None:
     return None if self.reach == 0 else math.ceil((self.dims[2] - 1) / self.reach)
 
 # %% ../nbs/00_config.ipynb #30581039
-PERCEPTIONS = ("mean", "mean+dipole")
+PERCEPTIONS = ("mean", "mean+dipole", "conv")
 FACE_PATHS = ("linear", "lerp")
+FACE_LAYOUTS = ("rows", "snake")
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -120,7 +121,7 @@ class ModelConfig:
     dropout: float = 0.0
     gradient_checkpointing: bool = False
     ablate: tuple = ()               # tiers whose expert is switched off, e.g. ("distant",)
-    perception: str = "mean"         # what a cell sees of each tier: "mean", or "mean+dipole" (plus 3 dipole moments)
+    perception: str = "mean"         # what a cell sees of each tier: "mean", "mean+dipole" (plus 3 dipole moments), or "conv" (plus a learned weight per local offset)
     dipole_channels: int = 16        # channels projected before the dipole moments are aggregated (mean+dipole only)
     aggregate_channels: int = 16     # P, channels the neighbourhood aggregation moves: 1..state_size, or 0 = state_size (full width)
     token_norm: bool = False         # compose: LayerNorm each token vector before its projection onto the face (else they enter at their own small scale)
@@ -128,6 +129,7 @@ class ModelConfig:
     face_norm: bool = True           # LayerNorm the encoder's face numbers before they enter the cube
     face_positions: bool = True      # a learned state per front-face cell, added to the projection of its number
     cell_norm: bool = True           # LayerNorm each back-face cell's state before the read-out
+    face_layout: str = "rows"        # compose: tokens in reading order row by row ("rows"), or every other row reversed ("snake": consecutive tokens are neighbours)
 
     def __post_init__(self):
         for n in ("state_size", "hidden_size", "gate_hidden_size", "steps", "surface_channels", "ode_substeps", "dipole_channels"):
@@ -144,6 +146,7 @@ class ModelConfig:
         object.__setattr__(self, "ablate", tuple(t for t in TIER_NAMES if t in ablate))
         if self.perception not in PERCEPTIONS: raise ConfigError(f"perception ({self.perception!r}) must be one of {PERCEPTIONS}")
         if self.face_path not in FACE_PATHS: raise ConfigError(f"face_path ({self.face_path!r}) must be one of {FACE_PATHS}")
+        if self.face_layout not in FACE_LAYOUTS: raise ConfigError(f"face_layout ({self.face_layout!r}) must be one of {FACE_LAYOUTS}")
         if not self.face_positions and self.cell_norm and self.surface_channels == 1:
             raise ConfigError("face_positions = false with cell_norm = true and surface_channels = 1 leaves each face cell only the sign of its number "
                               "(a LayerNorm of a·v is ±LayerNorm(a)); set cell_norm=false too, or surface_channels=2 or more")
@@ -294,6 +297,7 @@ def _from_dict(cls, d:dict) -> CellNetConfig:
         if part == "model":
             sec.setdefault("aggregate_channels", 0)                 # configs before the option aggregated the full state
             sec.setdefault("face_path", "lerp")                     # and before this one read the face through the lerp path
+            sec.setdefault("face_layout", "rows")                   # and before this one wrote the tokens row by row
         names = {f.name for f in fields(pcls)}
         bad = sorted(set(sec) - names)
         if bad: raise ConfigError(f"unknown keys {bad} in config section '{part}'; valid keys are {sorted(names)}")

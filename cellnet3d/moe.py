@@ -7,11 +7,11 @@ from __future__ import annotations
 import math, torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .config import CellNetConfig, TIER_NAMES
-from .lattice import TierAggregator, tier_counts, TIER_COLORS
+from .lattice import TierAggregator, tier_counts, neighbor_offsets, TIER_COLORS
 
 # %% auto #0
-__all__ = ['soft_norm', 'TierDipoles', 'LocalExpert', 'FunctionalExpert', 'DistantExpert', 'TierGate', 'CellStep', 'step_cost',
-           'plot_gate_3d', 'gate_by_depth', 'plot_gate_depth']
+__all__ = ['soft_norm', 'TierDipoles', 'local_kernel_mask', 'LocalConv', 'LocalExpert', 'FunctionalExpert', 'DistantExpert',
+           'TierGate', 'CellStep', 'step_cost', 'plot_gate_3d', 'gate_by_depth', 'plot_gate_depth']
 
 # %% ../nbs/02_moe.ipynb #fb2cdda6
 def soft_norm(s, eps:float=1.0):
@@ -60,26 +60,62 @@ def _dipole_input_(expert:nn.Module, cfg:CellNetConfig, tier:int, hidden:int, wi
     P = cfg.model.dipole_channels
     expert.dipoles, expert.dipole_in = TierDipoles(width or cfg.model.state_size, P, tier), nn.Linear(3 * P, hidden, bias=False)
 
-def _add_input(z, dipoles, lin:nn.Linear):
-    "z + lin(dipoles) for 2-D z and dipoles [M, 3P] as one addmm (lin has no bias)."
-    if dipoles is None: raise ValueError("this expert was built with perception 'mean+dipole': pass its dipoles, expert.dipoles(u, aggregator)")
-    return torch.addmm(z, dipoles, lin.weight.t())
+def _add_input(z, extra, lin:nn.Linear, perception:str="mean+dipole", what:str="its dipoles, expert.dipoles(u, aggregator)"):
+    "z + lin(extra) for 2-D z [M, H] and extra [M, K] (or [..., K], M rows) as one addmm (lin has no bias)."
+    if extra is None: raise ValueError(f"this expert was built with perception {perception!r}: pass {what}")
+    return torch.addmm(z, extra.reshape(len(z), -1), lin.weight.t())
+
+# %% ../nbs/02_moe.ipynb #1159e484
+def local_kernel_mask(lat) -> torch.Tensor:
+    "Float [k, k, k], k = 2r + 1, r = floor(local threshold): 1 at the local tier's offsets o (index o + r), 0 elsewhere (the centre too)."
+    offs = neighbor_offsets(lat)[0]                                        # [K, 3]
+    r = int(offs.abs().max()) if len(offs) else 0
+    mask = torch.zeros((2 * r + 1,) * 3)                                   # [k, k, k]
+    mask[tuple((offs + r).t())] = 1
+    return mask
+
+class LocalConv(nn.Module):
+    "C_c(x) = Σ_o w_{c,o}·a_c(x + o) / n_local(x) over the local tier's offsets o, depthwise: a [B, X, Y, Z, P] -> [B, X, Y, Z, P]."
+    def __init__(self, cfg:CellNetConfig, channels:int|None=None):
+        super().__init__()
+        P, mask = channels or cfg.model.aggregate_width, local_kernel_mask(cfg.lattice)
+        n = tier_counts(cfg.lattice)[:, 0].view(*cfg.lattice.dims, 1).float()   # [X, Y, Z, 1] local neighbours that exist
+        self.radius = mask.shape[0] // 2
+        self.register_buffer("mask", mask, persistent=False)
+        self.register_buffer("inv_counts", torch.where(n > 0, 1 / n.clamp(min=1), 0.), persistent=False)
+        with torch.random.fork_rng(devices=[]): seed = int(torch.randint(2**62, (1,)))   # one draw, given back
+        w = torch.randn(P, 1, *mask.shape, generator=torch.Generator().manual_seed(seed))   # [P, 1, k, k, k]
+        self.weight = nn.Parameter(w * mask * max(1., float(mask.sum())) ** 0.5)
+
+    def forward(self, a):
+        "a [B, X, Y, Z, P] -> C(a) [B, X, Y, Z, P]; offsets outside the local tier are masked out of the kernel."
+        c = F.conv3d(a.permute(0, 4, 1, 2, 3), (self.weight * self.mask).to(a.dtype), padding=self.radius, groups=a.shape[-1])   # [B, P, X, Y, Z]
+        return c.permute(0, 2, 3, 4, 1) * self.inv_counts.to(c.dtype)
+
+def _conv_input_(expert:nn.Module, cfg:CellNetConfig, hidden:int):
+    "With perception 'conv', give the local `expert` a `LocalConv` (`conv`) and a zero first-layer input `conv_in` (P -> hidden, no bias); no global random draw."
+    if cfg.model.perception != "conv": return
+    expert.conv = LocalConv(cfg)
+    expert.conv_in = nn.utils.skip_init(nn.Linear, cfg.model.aggregate_width, hidden, bias=False)   # skip_init: no draw
+    nn.init.zeros_(expert.conv_in.weight)
 
 # %% ../nbs/02_moe.ipynb #db2ba709
 class LocalExpert(nn.Module):
-    "update = W₂·relu(W₁·[norm(s), mean_local] (+ W_in·D_local(W_p·norm(s)))) : an MLP on a cell and its local tier (its mean P channels wide)."
+    "update = W₂·relu(W₁·[norm(s), mean_local] (+ W_in·D_local(W_p·norm(s)) or + W_c·C(a))) : an MLP on a cell and its local tier (its mean P channels wide)."
     def __init__(self, cfg:CellNetConfig):
         super().__init__()
         S, H, P = cfg.model.state_size, cfg.model.hidden_size, cfg.model.aggregate_width
         self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(P, H, bias=False), nn.Linear(H, S)
         _dipole_input_(self, cfg, 0, H)
+        _conv_input_(self, cfg, H)
         _init_expert_(self)
 
-    def forward(self, u, local_mean, dipoles=None):
-        "u = norm(s) [..., S], local_mean [..., P] (and with mean+dipole `self.dipoles(u, aggregator)` [B·N, 3P_d]) -> update [..., S]."
+    def forward(self, u, local_mean, perceived=None):
+        "u = norm(s) [..., S], local_mean [..., P] (with mean+dipole `perceived` = `self.dipoles(u, aggregator)` [B·N, 3P_d], with conv `self.conv(a)` [..., P]) -> update [..., S]."
         S = u.shape[-1]
         z = _two_input_linear(_flat(u, S), _flat(local_mean, local_mean.shape[-1]), self.state_in, self.tier_in)   # [M, H]
-        if hasattr(self, "dipole_in"): z = _add_input(z, dipoles, self.dipole_in)
+        if hasattr(self, "dipole_in"): z = _add_input(z, perceived, self.dipole_in)
+        if hasattr(self, "conv_in"): z = _add_input(z, perceived, self.conv_in, "conv", "its conv perception, expert.conv(a) of the aggregated channels a")
         return self.out(torch.relu(z)).view(u.shape)
 
 # %% ../nbs/02_moe.ipynb #d2a0acb7
@@ -219,13 +255,15 @@ def forward(self:CellStep, states, return_gate:bool=False):
     S = self.state_size
     s = _flat(states, S)                                                       # [M, S]
     u = soft_norm(s)                                                           # [M, S]
-    loc, fun, dis = self._tier_means(self.aggregated(u).view(*states.shape[:-1], self.aggregate_width))   # [M, P] each
+    a = self.aggregated(u).view(*states.shape[:-1], self.aggregate_width)     # [B, X, Y, Z, P]: what the neighbours hear
+    loc, fun, dis = self._tier_means(a)                                        # [M, P] each
     g = self.gate.expert_weights(u, self.gate.neighbour_mean(loc, fun, dis)).to(u.dtype).unsqueeze(-1)  # [3, M, 1]
     ex, updates, agg = self.experts, {}, self.aggregator
-    dip = (lambda e: e.dipoles(u.view(states.shape), agg)) if agg.dipole else (lambda e: None)       # [M, 3P] or None
-    if "local" in ex: updates[0] = ex["local"](u, loc, dip(ex["local"]))                           # [M, S]
+    if agg.dipole: seen = lambda e: e.dipoles(u.view(states.shape), agg)      # mean+dipole: [M, 3P_d]
+    else: seen = lambda e: e.conv(a) if hasattr(e, "conv") else None           # conv (local expert): [B, X, Y, Z, P]
+    if "local" in ex: updates[0] = ex["local"](u, loc, seen(ex["local"]))                          # [M, S]
     if "functional" in ex: updates[1] = ex["functional"](u.view(states.shape), agg).view(-1, S)
-    if "distant" in ex: updates[2] = ex["distant"](u, dis, dip(ex["distant"]))
+    if "distant" in ex: updates[2] = ex["distant"](u, dis, seen(ex["distant"]))
     if self.dropout and self.training:                                         # dropout on the summed update
         delta = sum(upd * g[k] for k, upd in updates.items())
         out = s + F.dropout(delta, self.dropout)
@@ -253,6 +291,7 @@ def step_cost(cfg:CellNetConfig) -> dict:
     mac = (S * P if P < S else 0) + S * G + P * G + 3 * G                          # projection, gate
     mac += on[0] * (S * H + P * H + H * S) + on[1] * (S * P + S * H + P * H + H * S) + on[2] * (P * Hd + T * 2 * S * Hd)
     if dip: mac += on[0] * (S * Pd + 3 * Pd * H) + on[1] * (P * Pd + 3 * Pd * H) + on[2] * (S * Pd + 3 * Pd * Hd)
+    if m.perception == "conv": mac += on[0] * (P * local_kernel_mask(cfg.lattice).numel() + P * H)   # the local conv (dense kernel), conv_in
     active = [t for t in range(3) if on[t]]
     calls = [(active, P, 1)] if len(active) == 3 else [([t], P, 1) for t in active]      # (tiers, channels, outputs per tier)
     calls += [([1], P, 1)] * on[1] + ([([t], Pd, 3) for t in active] if dip else [])

@@ -7,11 +7,11 @@ from __future__ import annotations
 import math
 import torch, torch.nn as nn
 from torch import Tensor
-from .config import CellNetConfig
+from .config import CellNetConfig, FACE_LAYOUTS
 
 # %% auto #0
-__all__ = ['PAD', 'face_token_ids', 'static_token_vectors', 'mean_token_vectors', 'token_output_vectors', 'TokenFace',
-           'plot_token_face']
+__all__ = ['PAD', 'face_token_ids', 'static_token_vectors', 'mean_token_vectors', 'token_cells', 'cell_tokens',
+           'token_output_vectors', 'TokenFace', 'plot_token_face']
 
 # %% ../nbs/03b_tokens.ipynb #97f2d9f5
 PAD = -1          # token id of an empty face cell
@@ -43,6 +43,18 @@ def mean_token_vectors(ids:Tensor, table:Tensor) -> Tensor:
     v = table[ids.clamp(min=0)] * mask                                            # [B, L, E]
     return v.sum(1) / mask.sum(1).clamp(min=1)
 
+# %% ../nbs/03b_tokens.ipynb #ed7674e6
+def token_cells(X:int, Y:int, layout:str="rows") -> Tensor:
+    "LongTensor [X·Y]: the face cell x·Y + y of token i (reading order); 'snake' runs every odd row x backwards."
+    if layout not in FACE_LAYOUTS: raise ValueError(f"face layout ({layout!r}) must be one of {FACE_LAYOUTS}")
+    x, y = torch.arange(X * Y).div(Y, rounding_mode="floor"), torch.arange(X * Y) % Y     # [X·Y] each
+    if layout == "snake": y = torch.where(x % 2 == 1, Y - 1 - y, y)
+    return x * Y + y
+
+def cell_tokens(X:int, Y:int, layout:str="rows") -> Tensor:
+    "LongTensor [X·Y]: the token index i whose vector face cell x·Y + y holds (the inverse of `token_cells`)."
+    return torch.argsort(token_cells(X, Y, layout))
+
 # %% ../nbs/03b_tokens.ipynb #20fc1f4d
 @torch.no_grad()
 def token_output_vectors(teacher, ids=None, batch_size:int=1024, progress:bool=False) -> Tensor:
@@ -70,6 +82,7 @@ class TokenFace(nn.Module):
         if table.ndim != 2: raise ValueError(f"token table of shape {tuple(table.shape)} must be [V, E]")
         self.face_shape = (X, Y)
         self.register_buffer("table", table.float().clone())                  # [V, E], fixed
+        self.register_buffer("cell_token", cell_tokens(X, Y, cfg.model.face_layout), persistent=False)   # [X·Y]: token index of each cell
         self.norm = nn.LayerNorm(table.shape[1]) if cfg.model.token_norm else nn.Identity()
         self.proj = nn.Linear(table.shape[1], S)
         self.pad = nn.Parameter(torch.randn(S) * 0.5)
@@ -81,16 +94,16 @@ class TokenFace(nn.Module):
         if ids.ndim != 2 or ids.shape[1] != X * Y or ids.dtype != torch.long:
             raise ValueError(f"token ids of shape {tuple(ids.shape)} and dtype {ids.dtype} must be a LongTensor [B, {X * Y}] (one id per face cell, -1 = empty)")
         mask = (ids >= 0).unsqueeze(-1)                                          # [B, L, 1]
-        face = torch.where(mask, self.proj(self.norm(self.table[ids.clamp(min=0)])), self.pad)   # [B, L, S]
-        return face.view(len(ids), X, Y, -1) + self.position                      # [B, X, Y, S]
+        face = torch.where(mask, self.proj(self.norm(self.table[ids.clamp(min=0)])), self.pad)   # [B, L, S], reading order
+        return face[:, self.cell_token].view(len(ids), X, Y, -1) + self.position   # [B, X, Y, S], cells in the face layout
 
 # %% ../nbs/03b_tokens.ipynb #4d738ea3
-def plot_token_face(tokens:list, dims:tuple, title:str|None=None):
-    "Plotly 3D view of the front face z = 0 of a lattice `dims` with `tokens` (strings, reading order) on its cells; empty cells grey."
+def plot_token_face(tokens:list, dims:tuple, title:str|None=None, layout:str="rows"):
+    "Plotly 3D view of the front face z = 0 of a lattice `dims` with `tokens` (strings, reading order) on its cells in `layout`; empty cells grey."
     import plotly.graph_objects as go
     X, Y, Z = dims
     n = min(len(tokens), X * Y)
-    cells = torch.arange(X * Y)
+    cells = token_cells(X, Y, layout)                                           # [X·Y]: the cell of token i
     xs, ys = (cells // Y).tolist(), (cells % Y).tolist()
     word = [i < n for i in range(X * Y)]
     fig = go.Figure()
