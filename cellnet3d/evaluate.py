@@ -562,8 +562,8 @@ FACE_ROWS = ("student", "start", "linear", "surface_mlp")
 
 def face_table(results:dict, metric:str="mrr", rows:tuple=FACE_ROWS) -> str:
     "Markdown table of `metric` per variant: the student and the rows beside it (mean ± std over seeds), and the student minus the trained linear map."
-    h = _HEADERS.get(metric, metric)
-    lines = [f"| variant | {' | '.join(model_label(r) for r in rows)} | student − trained linear ({h}) |", "|---|" + "---|" * (len(rows) + 1)]
+    h, k = _HEADERS.get(metric, metric), next(iter(results.values())).get("surface_size")
+    lines = [f"| variant | {' | '.join(model_label(r, k) for r in rows)} | student − trained linear ({h}) |", "|---|" + "---|" * (len(rows) + 1)]
     for name, res in results.items():
         cells = []
         for r in rows:
