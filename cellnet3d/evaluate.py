@@ -129,8 +129,8 @@ class SurfaceMLP(nn.Module):
             s = self.embedding.encode(x.float())                                 # [B, X, Y, C]
             return self.embedding.decode(s + self.core(s.flatten(1)).view(s.shape))
         b = self.embedding.linear_face(x.float())                                # [B, X, Y, C] the linear map's face
-        s = self.embedding.surface_norm(b.detach().flatten(1))                   # what the MLP reads, as the cube does: it does not move the map
-        return self.embedding.decode(b + self.core(s).view(b.shape))             # [B, E]
+        s = self.embedding.lattice_face(x.float())                               # what the MLP reads, as the cube does: it does not move the map
+        return self.embedding.decode(b + self.core(s.flatten(1)).view(b.shape))  # [B, E]
 
 # %% ../nbs/08_eval.ipynb #d5dfb3a7
 def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, device="cpu") -> nn.Module:

@@ -40,6 +40,12 @@ def linear_face(self:EmbeddingTransformer, emb):
     return self.encoder(emb).view(emb.shape[0], *self.face_shape)   # [B, X, Y, C]
 
 @patch
+def lattice_face(self:EmbeddingTransformer, emb):
+    "What a reader of the linear path's face (the lattice, the surface MLP) gets: the linear face detached, then normed [B, X, Y, C]; it does not move the map."
+    f = self.linear_face(emb).detach()                               # [B, X, Y, C]
+    return self.surface_norm(f.flatten(1)).view_as(f)
+
+@patch
 def encode(self:EmbeddingTransformer, emb):
     "[B, E] -> surface [B, X, Y, C]."
     _check_emb(emb, self.teacher_dim)

@@ -73,8 +73,7 @@ def initial_states(self:CellNet3D, emb):
     "Embedding [B, E] (compose: token ids [B, X·Y]) -> states [B, X, Y, Z, S] before the first step."
     if not self.compose:
         if self.cfg.model.face_path != "linear": return self.mapper(self.embedding.encode(emb))
-        f = self.embedding.linear_face(emb).detach()                   # the lattice reads the linear map's face; it does not move the map
-        return self.mapper(self.embedding.surface_norm(f.flatten(1)).view_as(f))
+        return self.mapper(self.embedding.lattice_face(emb))           # the lattice reads the linear map's face; it does not move the map
     face = self.tokens(emb)                                            # [B, X, Y, S]
     rest = self.volume()[:, :, 1:]                                     # [X, Y, Z-1, S]
     return torch.cat([face.unsqueeze(3), rest.expand(len(face), *rest.shape)], 3)   # [B, X, Y, Z, S]
