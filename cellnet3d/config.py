@@ -176,6 +176,7 @@ class TrainConfig:
     batch_size: int = 16
     epochs: int = 4
     lr: float = 2e-3
+    lattice_lr: float = 1.0          # the learning rate of a cube's own parameters as a multiple of lr (its linear map and skip keep lr)
     weight_decay: float = 0.01
     warmup_steps: int = 50
     grad_clip: float = 1.0
@@ -204,7 +205,7 @@ class TrainConfig:
         if not isinstance(self.teacher, str) or not self.teacher: raise ConfigError(f"teacher ({self.teacher!r}) must be 'bundled', a model name or a folder")
         if not isinstance(self.data, str): raise ConfigError(f"data ({self.data!r}) must be a file path or '' for the bundled corpus")
         for n in ("batch_size", "epochs", "patience", "log_every"): _check_positive(n, getattr(self, n), integer=True)
-        for n in ("lr", "grad_clip", "dynamics_ceiling", "contrastive_temperature"): _check_positive(n, getattr(self, n))
+        for n in ("lr", "lattice_lr", "grad_clip", "dynamics_ceiling", "contrastive_temperature"): _check_positive(n, getattr(self, n))
         for n in ("weight_decay", "warmup_steps", "seed", "dynamics_floor", "w_reconstruction", "w_contrastive",
                   "w_similarity", "w_diversity", "w_dynamics", "w_spatial"):
             v = getattr(self, n)

@@ -175,8 +175,8 @@ def train_surface_mlp(train:tuple, val:tuple, cfg, n_params:int, base:LinearBase
     return train_like_cube(model, *train, *val, cfg, device)
 
 # %% ../nbs/08_eval.ipynb #2fe7d729
-METRICS = ("cosine", "centred_cosine", "r2", "spread", "recall@1", "recall@10", "mrr", "decode@1", "decode@5", "pair_mrr")
-_HEADERS = dict(zip(METRICS + ("gain",), ("cos", "centred", "R²", "spread", "R@1", "R@10", "MRR", "dec@1", "dec@5", "pair MRR", "gain")))
+METRICS = ("cosine", "centred_cosine", "r2", "spread", "recall@1", "recall@10", "mrr", "decode@1", "decode@5", "pair_mrr", "order", "order_spearman")
+_HEADERS = dict(zip(METRICS + ("gain",), ("cos", "centred", "R²", "spread", "R@1", "R@10", "MRR", "dec@1", "dec@5", "pair MRR", "order", "order ρ", "gain")))
 
 def headline_metric(task:str) -> str:
     "The metric a task is judged by: MRR of question → answer retrieval for dialogue, R² for autoencode."

@@ -127,10 +127,16 @@ def forward(self:CellNet3D, emb, return_trajectory:bool=False):
 
 # %% ../nbs/04_model.ipynb #99b0b30a
 @patch
+def linear_parameters(self:CellNet3D) -> list:
+    "The parameters of the map that does not need the lattice: compose's skip, else the encoder and decoder (on the lerp path the lattice also writes and reads through them)."
+    mods = (self.skip,) if self.compose else (self.embedding.encoder, self.embedding.decoder)
+    return [p for m in mods for p in m.parameters()]
+
+@patch
 def clip_groups(self:CellNet3D) -> list:
     "Lists of parameters whose gradients are clipped together: on the linear face path the linear map (encoder, decoder) and the rest; else all in one."
     if self.compose or self.cfg.model.face_path != "linear": return [list(self.parameters())]
-    lin = {id(p) for m in (self.embedding.encoder, self.embedding.decoder) for p in m.parameters()}
+    lin = {id(p) for p in self.linear_parameters()}
     return [[p for p in self.parameters() if id(p) in lin], [p for p in self.parameters() if id(p) not in lin]]
 
 # %% ../nbs/04_model.ipynb #7122c778

@@ -49,11 +49,15 @@ def warn_compile_on_cpu(device) -> bool:
 
 # %% ../nbs/07_trainer.ipynb #bffac7c5
 def make_optimizer(model:torch.nn.Module, cfg:CellNetConfig) -> torch.optim.AdamW:
-    "AdamW with `cfg.train.lr`; `cfg.train.weight_decay` on parameters with 2+ dimensions, none on the rest."
+    "AdamW with `cfg.train.lr`, × `cfg.train.lattice_lr` on a cube's parameters outside its linear map; `cfg.train.weight_decay` on parameters with 2+ dimensions, none on the rest."
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [dict(params=[p for p in params if p.ndim >= 2], weight_decay=cfg.train.weight_decay),
-              dict(params=[p for p in params if p.ndim < 2], weight_decay=0.0)]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.train.lr)
+    lin = {id(p) for p in (model.linear_parameters() if hasattr(model, "linear_parameters") else params)}   # a baseline is all linear map
+    groups = {}                                                       # (weight decay, lr) -> parameters, in the model's order
+    for p in params:
+        key = (cfg.train.weight_decay if p.ndim >= 2 else 0.0, cfg.train.lr * (1.0 if id(p) in lin else cfg.train.lattice_lr))
+        groups.setdefault(key, []).append(p)
+    keys = sorted(groups, key=lambda k: (k[0] == 0.0 and cfg.train.weight_decay != 0.0, k[1] != cfg.train.lr))   # decayed first, then lr's own
+    return torch.optim.AdamW([dict(params=groups[k], weight_decay=k[0], lr=k[1]) for k in keys], lr=cfg.train.lr)
 
 # %% ../nbs/07_trainer.ipynb #6f79c193
 def lr_factor(step:int, warmup_steps:int, total_steps:int) -> float:
