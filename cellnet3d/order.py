@@ -11,7 +11,8 @@ from .lattice import scene_layout, view_stride, stride_note, VIEW_HEIGHT, VIEW_W
 
 # %% auto #0
 __all__ = ['shuffle_words', 'cosine_distance', 'average_ranks', 'spearman', 'order_sensitivity', 'paired_trajectories',
-           'cell_distance', 'layer_mean_distance', 'order_by_depth', 'plot_cell_distance', 'plot_order_by_depth']
+           'cell_distance', 'layer_mean_distance', 'order_by_depth', 'text_move', 'order_share', 'order_share_by_depth',
+           'order_path', 'plot_cell_distance', 'plot_order_by_depth']
 
 # %% ../nbs/08a_order.ipynb #1e261e66
 def shuffle_words(texts, seed:int=0, min_words:int=6) -> tuple:
@@ -77,6 +78,41 @@ def order_by_depth(model, ids_a:Tensor, ids_b:Tensor) -> Tensor:
     "Mean over the texts of 1 − cos between the two runs' z-layer mean states: [T+1, Z] (step 0 = before the first step)."
     return layer_mean_distance(*paired_trajectories(model, ids_a, ids_b)).mean(1)
 
+# %% ../nbs/08a_order.ipynb #c38f6d19
+def text_move(a:Tensor) -> Tensor:
+    "How far the representation moves from one text to the next: mean over the texts (dim 0) of ‖aᵢ − aᵢ₋₁‖ (last dim), float64."
+    a = a.double()
+    return (a - a.roll(1, 0)).norm(dim=-1).mean(0)
+
+def order_share(a:Tensor, b:Tensor, tol:float=1e-4) -> Tensor:
+    "A shuffle's move as a share of another text's: mean ‖aᵢ − bᵢ‖ / `text_move(a)` over the texts (dim 0), per position of the rest; NaN where the texts move less than `tol` × the largest move."
+    if a.shape != b.shape or a.ndim < 2 or len(a) < 2:
+        raise ValueError(f"two representations of the same >= 2 texts are needed, [N, ..., D] each; got {tuple(a.shape)} and {tuple(b.shape)}")
+    move, other = (a.double() - b.double()).norm(dim=-1).mean(0), text_move(a)
+    return torch.where(other > tol * other.max(), move / other.clamp_min(1e-300), torch.nan)
+
+# %% ../nbs/08a_order.ipynb #08e1842a
+def order_share_by_depth(traj_a:Tensor, traj_b:Tensor) -> Tensor:
+    "`order_share` of the z-layer mean states at each step and depth: [T+1, B, X, Y, Z, S] twice -> [T+1, Z] (NaN where no text has reached)."
+    layer = lambda t: t.double().mean((2, 3)).movedim(1, 0)                   # [B, T+1, Z, S]: the texts first
+    return order_share(layer(traj_a), layer(traj_b))
+
+# %% ../nbs/08a_order.ipynb #093b3131
+@torch.no_grad()
+def order_path(model, ids_a:Tensor, ids_b:Tensor) -> dict:
+    "`order_share` along a compose cube's path (back face mean and cells, read-out part, skip part, prediction) and `skip_over_readout`, the skip's text move over the read-out's."
+    ta, tb = paired_trajectories(model, ids_a, ids_b)
+    was, dev = model.training, next(model.parameters()).device
+    model.eval()
+    try: (pa, sa), (pb, sb) = ((model(i.to(dev)).double().cpu(), model.direct(i.to(dev)).double().cpu()) for i in (ids_a, ids_b))
+    finally: model.train(was)
+    ra, rb = pa - sa, pb - sb                                                 # the read-out's part: prediction − skip
+    back = lambda t: t[-1, :, :, :, -1].double()                              # [B, X, Y, S] after the last step
+    share = lambda x, y: order_share(x, y).item()
+    return dict(back_face_mean=share(back(ta).mean((1, 2)), back(tb).mean((1, 2))), back_face_cells=share(back(ta).flatten(1), back(tb).flatten(1)),
+                readout=share(ra, rb), skip=share(sa, sb), prediction=share(F.normalize(pa, dim=-1), F.normalize(pb, dim=-1)),
+                skip_over_readout=(text_move(sa) / text_move(ra)).item())
+
 # %% ../nbs/08a_order.ipynb #06c33981
 def _distance_scatter(d, xyz, hi:float):
     "One Scatter3d of the cells `xyz` [K, 3] coloured and sized by their distance `d` [X, Y, Z] on the scale [0, hi]."
@@ -107,13 +143,14 @@ def plot_cell_distance(dist:Tensor, sample:int=0, title:str="a text against its 
                                  height=VIEW_HEIGHT + 60, width=VIEW_WIDTH, scene=scene_layout((X, Y, Z), "z (front → back)")))
 
 # %% ../nbs/08a_order.ipynb #852d4118
-def plot_order_by_depth(curve:Tensor, title:str="word order kept by the cube: 1 − cos of the z-layer mean states, a text against its shuffle"):
-    "Plotly lines of `order_by_depth`'s [T+1, Z] against the depth z, one per step (0 = before the first step)."
+def plot_order_by_depth(curve:Tensor, title:str="word order kept by the cube: 1 − cos of the z-layer mean states, a text against its shuffle",
+                        ytitle:str="1 − cos of the layer means"):
+    "Plotly lines of `order_by_depth`'s (or `order_share_by_depth`'s) [T+1, Z] against the depth z, one per step (0 = before the first step; NaN: a gap)."
     import plotly.graph_objects as go
     fig = go.Figure()
     for t, row in enumerate(curve.tolist()):
         fig.add_scatter(x=list(range(len(row))), y=row, mode="lines+markers", name=f"step {t}",
                         line=dict(color=f"hsl({int(240 * (1 - t / max(len(curve) - 1, 1)))}, 70%, 45%)"))
-    fig.update_layout(title=title, xaxis=dict(title="z (front face 0 → back face)", dtick=1), yaxis_title="1 − cos of the layer means",
+    fig.update_layout(title=title, xaxis=dict(title="z (front face 0 → back face)", dtick=1), yaxis_title=ytitle,
                       legend_title="step", height=420, width=820)
     return fig
