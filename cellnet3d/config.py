@@ -130,13 +130,14 @@ class ModelConfig:
     face_positions: bool = True      # a learned state per front-face cell, added to the projection of its number
     cell_norm: bool = True           # LayerNorm each back-face cell's state before the read-out
     face_layout: str = "rows"        # compose: tokens in reading order row by row ("rows"), or every other row reversed ("snake": consecutive tokens are neighbours)
+    token_skip: bool = True          # compose: a linear map of the mean token vector added to the read-out (the linear start); false: the lattice carries the whole prediction
 
     def __post_init__(self):
         for n in ("state_size", "hidden_size", "gate_hidden_size", "steps", "surface_channels", "ode_substeps", "dipole_channels"):
             _check_positive(n, getattr(self, n), integer=True)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout ({self.dropout!r}) must lie in [0, 1)")
-        for n in ("gradient_checkpointing", "token_norm", "face_norm", "face_positions", "cell_norm"):
+        for n in ("gradient_checkpointing", "token_norm", "face_norm", "face_positions", "cell_norm", "token_skip"):
             if not isinstance(getattr(self, n), bool): raise ConfigError(f"{n} ({getattr(self, n)!r}) must be True or False (on the command line: --set {n}=true)")
         if not isinstance(self.ablate, (str, tuple, list)): raise ConfigError(f"ablate ({self.ablate!r}) must be a tier name or a list of them, from {TIER_NAMES}, e.g. ('functional',)")
         ablate = (self.ablate,) if isinstance(self.ablate, str) else tuple(self.ablate)

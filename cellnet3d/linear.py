@@ -176,8 +176,11 @@ def _start_compose(cfg:CellNetConfig, train:tuple, val:tuple, token_table:Tensor
     if token_table is None: raise ValueError("a compose run needs token_table, the teacher's static token vectors (data.compose_token_table(cfg))")
     model = CellNet3D(cfg, teacher_dim=train[1].shape[1], token_table=token_table)
     if cfg.train.init != "linear": return model, dict(init="random")
-    base = fit_mean_tokens_ridge(train, val, token_table)
     with torch.no_grad():
-        model.skip.weight.copy_(base.W.T); model.skip.bias.copy_(base.y_mean - base.x_mean @ base.W)
         model.decoder.weight.zero_(); model.decoder.bias.zero_()
+        if model.skip is None:                                                        # token_skip = false: start at the mean target
+            model.decoder.bias.copy_(train[1].float().mean(0))
+            return model, dict(init="linear", linear_map="none (token_skip = false): the mean target")
+        base = fit_mean_tokens_ridge(train, val, token_table)
+        model.skip.weight.copy_(base.W.T); model.skip.bias.copy_(base.y_mean - base.x_mean @ base.W)
     return model, dict(init="linear", linear_map="mean of tokens + ridge")

@@ -65,7 +65,7 @@ def _compose_modules(self:CellNet3D, token_table):
     self.volume = VolumeStateInitializer(cfg)
     self.extractor = SurfaceExtractor(cfg, channels=C)
     self.decoder = nn.Linear(X * Y * C, E)
-    self.skip = nn.Linear(E, E)
+    self.skip = nn.Linear(E, E) if cfg.model.token_skip else None         # token_skip = false: no path around the lattice
 
 # %% ../nbs/04_model.ipynb #b6d7e9ad
 @patch
@@ -97,7 +97,7 @@ def readout(self:CellNet3D, states, start=None, base=None):
 @patch
 def direct(self:CellNet3D, emb):
     "The part of the prediction that does not pass the lattice: compose's linear map of the mean token vector [B, E], else 0."
-    return self.skip(mean_token_vectors(emb, self.tokens.table)) if self.compose else 0
+    return self.skip(mean_token_vectors(emb, self.tokens.table)) if self.compose and self.skip is not None else 0
 
 @patch
 def run_steps(self:CellNet3D, states, return_trajectory:bool=False):
@@ -129,7 +129,7 @@ def forward(self:CellNet3D, emb, return_trajectory:bool=False):
 @patch
 def linear_parameters(self:CellNet3D) -> list:
     "The parameters of the map that does not need the lattice: compose's skip, else the encoder and decoder (on the lerp path the lattice also writes and reads through them)."
-    mods = (self.skip,) if self.compose else (self.embedding.encoder, self.embedding.decoder)
+    mods = ((self.skip,) if self.skip is not None else ()) if self.compose else (self.embedding.encoder, self.embedding.decoder)
     return [p for m in mods for p in m.parameters()]
 
 @patch
@@ -253,7 +253,7 @@ def _count(module) -> int: return sum(p.numel() for p in module.parameters())
 @patch
 def parameter_counts(self:CellNet3D) -> dict:
     "Parameters per component, in data-flow order, and the total."
-    if self.compose: out = {"token face": _count(self.tokens), "linear skip (mean token vector)": _count(self.skip),
+    if self.compose: out = {"token face": _count(self.tokens), "linear skip (mean token vector)": _count(self.skip) if self.skip is not None else 0,
                             "volume initializer": _count(self.volume)}
     else: out = {"embedding encode": _count(self.embedding.encoder) + _count(self.embedding.surface_norm),
                  "surface mapper (front face)": _count(self.mapper.surface_in) + (0 if self.mapper.face_position is None else self.mapper.face_position.numel()),
