@@ -100,11 +100,14 @@ def order_share_by_depth(traj_a:Tensor, traj_b:Tensor) -> Tensor:
 # %% ../nbs/08a_order.ipynb #093b3131
 @torch.no_grad()
 def order_path(model, ids_a:Tensor, ids_b:Tensor) -> dict:
-    "`order_share` along a compose cube's path (back face mean and cells, read-out part, skip part, prediction) and `skip_over_readout`, the skip's text move over the read-out's."
+    "`order_share` along a compose cube's path (back face mean and cells, read-out part, skip part: NaN without one, prediction) and `skip_over_readout`, the skip's text move over the read-out's."
     ta, tb = paired_trajectories(model, ids_a, ids_b)
     was, dev = model.training, next(model.parameters()).device
     model.eval()
-    try: (pa, sa), (pb, sb) = ((model(i.to(dev)).double().cpu(), model.direct(i.to(dev)).double().cpu()) for i in (ids_a, ids_b))
+    def parts(ids):                                                           # (prediction, skip's part); a model without a skip has 0 there
+        p = model(ids.to(dev)).double().cpu()
+        return p, torch.as_tensor(model.direct(ids.to(dev))).double().cpu().expand_as(p)
+    try: (pa, sa), (pb, sb) = parts(ids_a), parts(ids_b)
     finally: model.train(was)
     ra, rb = pa - sa, pb - sb                                                 # the read-out's part: prediction − skip
     back = lambda t: t[-1, :, :, :, -1].double()                              # [B, X, Y, S] after the last step
