@@ -518,16 +518,18 @@ def plot_comparison(results:dict, metric:str="cosine", title:str=None):
 
 # %% ../nbs/08_eval.ipynb #d9638aa5
 def comparison_table(results:dict, metric:str="mrr") -> str:
-    "Markdown table of `metric` per variant: student mean ± std, gain over its linear start, Δ to the first variant (* beyond the seed spread)."
+    "Markdown table of `metric` per variant: student mean ± std, gain over its linear start, Δ to the first variant (* beyond the seed spread, where both have 2+ seeds)."
     ref_name = next(iter(results))
     ref = _mean_std(results[ref_name]["models"]["student"][metric])
+    seeds = lambda v: v.get("n", 1) if isinstance(v, dict) else 1                 # one seed has no spread to be beyond
     h, hg = _HEADERS.get(metric, metric), _HEADERS[headline_metric(results[ref_name].get("task"))]
     lines = [f"| variant | {h} | gain ({hg}) over linear start | Δ {h} vs {ref_name} |", "|---|---|---|---|"]
     for name, res in results.items():
         m, s = _mean_std(res["models"]["student"][metric]); s = s or 0.0
         g = res["models"]["student"].get("gain")
         d = m - ref[0]
-        flag = "*" if name != ref_name and abs(d) > s + (ref[1] or 0.0) else ""
+        spread = min(seeds(res["models"]["student"][metric]), seeds(results[ref_name]["models"]["student"][metric])) >= 2
+        flag = "*" if name != ref_name and spread and abs(d) > s + (ref[1] or 0.0) else ""
         gain = "—" if g is None else _cell(g, False).strip()
         lines.append(f"| {name} | {m:.3f} ± {s:.3f} | {gain} | {'—' if name == ref_name else f'{d:+.3f}{flag}'} |")
     return "\n".join(lines)
