@@ -415,6 +415,11 @@ def plot_signal_by_depth(profile:Tensor, title:str="input signal by depth"):
     return fig
 
 # %% ../nbs/08_eval.ipynb #f16ea08d
+def _default_baselines(task:str) -> tuple:
+    "The baselines the task's evaluator fits when none are named (compose's evaluator comes from 08b_compose)."
+    import inspect
+    return inspect.signature(TASK_EVALUATORS.get(task, evaluate_model)).parameters["baselines"].default
+
 def summarize_seeds(runs:list) -> dict:
     "Merge per-seed results dicts: every metric becomes {'mean', 'std', 'n'} (sample std)."
     if not runs: raise ValueError("summarize_seeds needs at least one results dict")
@@ -464,8 +469,9 @@ def evaluate_seeds(cfg, seeds:tuple=(0, 1, 2), data=None, out="runs/seeds", devi
                                   "move it away or choose another out")
         if state == "finished":
             ev = json.loads((run / "results.json").read_text()).get("evaluation")
-            if ev and {"student", *fit_baselines_names(c, baselines)} <= set(ev["models"]):   # already evaluated: reuse
-                keep = lambda d: {k: v for k, v in d.items() if k == "student" or k in baselines}
+            names = fit_baselines_names(c, _default_baselines(c.train.task) if baselines is None else baselines)
+            if ev and {"student", *names} <= set(ev["models"]):                  # already evaluated: reuse
+                keep = lambda d: {k: v for k, v in d.items() if k == "student" or k in names}
                 runs.append({**ev, "models": keep(ev["models"]), "curves": keep(ev.get("curves", {}))}); continue
         else: run = train(c, data=data, out=None if state == "resumable" else run, resume=run if state == "resumable" else None,
                           device=device, progress=progress)
