@@ -52,12 +52,10 @@ def make_optimizer(model:torch.nn.Module, cfg:CellNetConfig) -> torch.optim.Adam
     "AdamW with `cfg.train.lr`, × `cfg.train.lattice_lr` on a cube's parameters outside its linear map; `cfg.train.weight_decay` on parameters with 2+ dimensions, none on the rest."
     params = [p for p in model.parameters() if p.requires_grad]
     lin = {id(p) for p in (model.linear_parameters() if hasattr(model, "linear_parameters") else params)}   # a baseline is all linear map
-    groups = {}                                                       # (weight decay, lr) -> parameters, in the model's order
-    for p in params:
-        key = (cfg.train.weight_decay if p.ndim >= 2 else 0.0, cfg.train.lr * (1.0 if id(p) in lin else cfg.train.lattice_lr))
-        groups.setdefault(key, []).append(p)
-    keys = sorted(groups, key=lambda k: (k[0] == 0.0 and cfg.train.weight_decay != 0.0, k[1] != cfg.train.lr))   # decayed first, then lr's own
-    return torch.optim.AdamW([dict(params=groups[k], weight_decay=k[0], lr=k[1]) for k in keys], lr=cfg.train.lr)
+    groups = {}                                                       # (decayed, lr) -> parameters, in the model's order
+    for p in params: groups.setdefault((p.ndim >= 2, cfg.train.lr * (1.0 if id(p) in lin else cfg.train.lattice_lr)), []).append(p)
+    keys = sorted(groups, key=lambda k: (not k[0], k[1] != cfg.train.lr))   # decayed first, lr's own first: at lattice_lr = 1 the two groups as always
+    return torch.optim.AdamW([dict(params=groups[k], weight_decay=cfg.train.weight_decay if k[0] else 0.0, lr=k[1]) for k in keys], lr=cfg.train.lr)
 
 # %% ../nbs/07_trainer.ipynb #6f79c193
 def lr_factor(step:int, warmup_steps:int, total_steps:int) -> float:
