@@ -25,10 +25,11 @@ __all__ = ['RIVALS', 'COMPOSE_BASELINES', 'TokenModel', 'BagHead', 'ConvHead', '
 
 # %% ../nbs/08b_compose.ipynb #dfa98670
 class TokenModel(nn.Module):
-    "ids [B, L] -> skip(mean token vector) + head(token vectors, mask): a rival of the cube with its linear start; `head` None: linear only."
-    def __init__(self, table:Tensor, head:nn.Module|None=None):
+    "ids [B, L] -> skip(mean token vector) + head(token vectors, mask): a rival of the cube with its linear start; `head` None: linear only; `tune`: the table trains."
+    def __init__(self, table:Tensor, head:nn.Module|None=None, tune:bool=False):
         super().__init__()
-        self.register_buffer("table", table.float(), persistent=False)       # [V, E], fixed
+        if tune: self.table = nn.Parameter(table.float().clone())             # [V, E], trained like the cube's (token_lr)
+        else: self.register_buffer("table", table.float(), persistent=False)  # [V, E], fixed
         self.skip, self.head = nn.Linear(table.shape[1], table.shape[1]), head
 
     def start_at(self, base) -> TokenModel:
@@ -85,24 +86,24 @@ class TransformerHead(nn.Module):
 # %% ../nbs/08b_compose.ipynb #670649a1
 RIVALS = ("bag_mlp", "conv", "transformer")
 
-def rival(name:str, table:Tensor, width:int, n_tokens:int) -> TokenModel:
-    "The rival `name` of width `width`."
+def rival(name:str, table:Tensor, width:int, n_tokens:int, tune:bool=False) -> TokenModel:
+    "The rival `name` of width `width` (`tune`: its token table trains too)."
     E = table.shape[1]
     heads = dict(bag_mlp=lambda: BagHead(E, width), conv=lambda: ConvHead(E, width), transformer=lambda: TransformerHead(E, width, n_tokens))
     if name not in heads: raise ValueError(f"unknown rival {name!r}; choose among {RIVALS}")
-    return TokenModel(table, heads[name]())
+    return TokenModel(table, heads[name](), tune)
 
-def matched_rival(name:str, table:Tensor, n_params:int, n_tokens:int) -> TokenModel:
-    "The rival `name` whose parameter count is closest to `n_params` (transformer widths: multiples of its 4 heads)."
+def matched_rival(name:str, table:Tensor, n_params:int, n_tokens:int, tune:bool=False) -> TokenModel:
+    "The rival `name` whose parameter count besides its token table is closest to `n_params` (transformer widths: multiples of its 4 heads)."
     step = 4 if name == "transformer" else 1
-    count = lambda w: count_parameters(rival(name, table[:1], w, n_tokens))   # the count does not depend on the vocabulary
+    count = lambda w: count_parameters(rival(name, table[:1], w, n_tokens))   # a fixed table: the count does not depend on the vocabulary
     lo, hi = 1, 4096 // step
     while lo < hi:                                                               # smallest width with at least n_params
         mid = (lo + hi) // 2
         if count(mid * step) < n_params: lo = mid + 1
         else: hi = mid
     best = min({max(1, lo - 1), lo}, key=lambda w: abs(count(w * step) - n_params))
-    return rival(name, table, best * step, n_tokens)
+    return rival(name, table, best * step, n_tokens, tune)
 
 # %% ../nbs/08b_compose.ipynb #bbea0ec0
 class ZipfMean(nn.Module):
@@ -118,7 +119,7 @@ COMPOSE_BASELINES = ("start", "model2vec", "model2vec_ridge", "linear", *RIVALS)
 
 def compose_baselines(train:tuple, val:tuple, cfg:CellNetConfig, table:Tensor, n_params:int, names:tuple=COMPOSE_BASELINES,
                       device="cpu", outputs:Tensor|None=None) -> dict:
-    "{name: module ids -> prediction}: the closed-form linear start, Model2Vec (with `outputs`, the token outputs), the rivals trained like the cube."
+    "{name: module ids -> prediction}: the closed-form linear start, Model2Vec (with `outputs`, the token outputs), the rivals trained like the cube (their tables too, with token_lr)."
     bad = [n for n in names if n not in COMPOSE_BASELINES]
     if bad: raise ValueError(f"unknown compose baselines {bad}; choose among {COMPOSE_BASELINES}")
     base = fit_mean_tokens_ridge(train, val, table)
@@ -128,9 +129,10 @@ def compose_baselines(train:tuple, val:tuple, cfg:CellNetConfig, table:Tensor, n
     if outputs is not None and "model2vec_ridge" in names:
         zm = ZipfMean(outputs); E = outputs.shape[1]
         out["model2vec_ridge"] = nn.Sequential(zm, fit_rank_k_regression(zm(train[0]), train[1], E, ridge=RIDGES, val=(zm(val[0]), val[1])))
+    tune = cfg.train.token_lr > 0
     for name in (n for n in names if n not in ("start", "model2vec", "model2vec_ridge")):
         torch.manual_seed(cfg.train.seed)
-        m = TokenModel(table) if name == "linear" else matched_rival(name, table, n_params, train[0].shape[1])
+        m = TokenModel(table, tune=tune) if name == "linear" else matched_rival(name, table, n_params, train[0].shape[1], tune)
         out[name] = train_like_cube(m.start_at(base), *train, *val, cfg, device)
     return {n: m.to("cpu").eval() for n, m in out.items()}
 
@@ -176,8 +178,10 @@ def evaluate_compose(model:CellNet3D, data, cfg:CellNetConfig, baselines:tuple=C
     start = time.perf_counter()
     splits, ids, bank_texts, bank, bank_ids = _eval_inputs(data, cfg)
     (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
-    table, n_params = model.tokens.table.cpu(), count_parameters(model)
     teacher = getattr(data, "teacher", None)
+    tuned = isinstance(model.tokens.table, nn.Parameter)                                # token_lr > 0: the rivals start from the untrained table too
+    table = compose_token_table(cfg, teacher) if tuned else model.tokens.table.cpu()
+    n_params = count_parameters(model) - (table.numel() if tuned else 0)                 # the rivals match the cube besides its token table
     outputs = cached_token_outputs(teacher) if teacher is not None else None        # Model2Vec: the teacher's token outputs (cached)
     predictors = {"student": model, **compose_baselines(splits["train"], splits["val"], cfg, table, n_params, baselines, device, outputs)}
     mu, uniq = unit_rows(ytr).mean(0), yte[_first_rows(ids)]

@@ -178,6 +178,7 @@ class TrainConfig:
     epochs: int = 4
     lr: float = 2e-3
     lattice_lr: float = 1.0          # the learning rate of a cube's own parameters as a multiple of lr (its linear map and skip keep lr)
+    token_lr: float = 0.0            # compose: the token vectors' learning rate as a multiple of lr, for the cube and every trained rival alike; 0 = fixed
     weight_decay: float = 0.01
     warmup_steps: int = 50
     grad_clip: float = 1.0
@@ -207,11 +208,13 @@ class TrainConfig:
         if not isinstance(self.data, str): raise ConfigError(f"data ({self.data!r}) must be a file path or '' for the bundled corpus")
         for n in ("batch_size", "epochs", "patience", "log_every"): _check_positive(n, getattr(self, n), integer=True)
         for n in ("lr", "lattice_lr", "grad_clip", "dynamics_ceiling", "contrastive_temperature"): _check_positive(n, getattr(self, n))
-        for n in ("weight_decay", "warmup_steps", "seed", "dynamics_floor", "w_reconstruction", "w_contrastive",
+        for n in ("weight_decay", "token_lr", "warmup_steps", "seed", "dynamics_floor", "w_reconstruction", "w_contrastive",
                   "w_similarity", "w_diversity", "w_dynamics", "w_spatial"):
             v = getattr(self, n)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (isinstance(v, int) or math.isfinite(v)) or v < 0:
                 raise ConfigError(f"{n} ({v!r}) must be a finite number of at least 0")
+        if self.token_lr and self.task != "compose":
+            raise ConfigError(f"token_lr ({self.token_lr!r}) trains compose's token vectors, and task {self.task!r} has none; set token_lr=0 or task='compose'")
         if not isinstance(self.warmup_steps, int) or not isinstance(self.seed, int):
             raise ConfigError(f"warmup_steps ({self.warmup_steps!r}) and seed ({self.seed!r}) must be integers")
         if isinstance(self.max_texts, bool) or not isinstance(self.max_texts, int) or self.max_texts < 0:

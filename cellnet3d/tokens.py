@@ -81,7 +81,8 @@ class TokenFace(nn.Module):
         S = cfg.model.state_size
         if table.ndim != 2: raise ValueError(f"token table of shape {tuple(table.shape)} must be [V, E]")
         self.face_shape = (X, Y)
-        self.register_buffer("table", table.float().clone())                  # [V, E], fixed
+        if cfg.train.token_lr > 0: self.table = nn.Parameter(table.float().clone())   # [V, E], trained at token_lr × lr
+        else: self.register_buffer("table", table.float().clone())           # [V, E], fixed
         self.register_buffer("cell_token", cell_tokens(X, Y, cfg.model.face_layout), persistent=False)   # [X·Y]: token index of each cell
         self.norm = nn.LayerNorm(table.shape[1]) if cfg.model.token_norm else nn.Identity()
         self.proj = nn.Linear(table.shape[1], S)

@@ -49,11 +49,14 @@ def warn_compile_on_cpu(device) -> bool:
 
 # %% ../nbs/07_trainer.ipynb #bffac7c5
 def make_optimizer(model:torch.nn.Module, cfg:CellNetConfig) -> torch.optim.AdamW:
-    "AdamW with `cfg.train.lr`, × `cfg.train.lattice_lr` on a cube's parameters outside its linear map; `cfg.train.weight_decay` on parameters with 2+ dimensions, none on the rest."
+    "AdamW with `cfg.train.lr`, × `cfg.train.lattice_lr` on a cube's parameters outside its linear map, × `cfg.train.token_lr` on trained token vectors; `cfg.train.weight_decay` on parameters with 2+ dimensions, none on the rest (nor on token vectors)."
     params = [p for p in model.parameters() if p.requires_grad]
     lin = {id(p) for p in (model.linear_parameters() if hasattr(model, "linear_parameters") else params)}   # a baseline is all linear map
+    tokens = {id(p) for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] == "table"}   # compose's token vectors, when trained
+    key = lambda p: ((False, cfg.train.lr * cfg.train.token_lr) if id(p) in tokens else   # no decay: a token no text holds stays put
+                     (p.ndim >= 2, cfg.train.lr * (1.0 if id(p) in lin else cfg.train.lattice_lr)))
     groups = {}                                                       # (decayed, lr) -> parameters, in the model's order
-    for p in params: groups.setdefault((p.ndim >= 2, cfg.train.lr * (1.0 if id(p) in lin else cfg.train.lattice_lr)), []).append(p)
+    for p in params: groups.setdefault(key(p), []).append(p)
     keys = sorted(groups, key=lambda k: (not k[0], k[1] != cfg.train.lr))   # decayed first, lr's own first: at lattice_lr = 1 the two groups as always
     return torch.optim.AdamW([dict(params=groups[k], weight_decay=cfg.train.weight_decay if k[0] else 0.0, lr=k[1]) for k in keys], lr=cfg.train.lr)
 
