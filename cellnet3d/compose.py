@@ -143,7 +143,7 @@ def retrieval_pairs(cfg:CellNetConfig):
     try:
         if data == "": return bundled_corpus()
         named = _named_corpus(data)
-        if named: return CORPORA[named[0]](named[1], cfg.replace(task="dialogue", max_texts=0))   # every pair: those with both texts in the test split count
+        if named: return CORPORA[named[0]](named[1], cfg.replace(task="dialogue", max_texts=0, token_lr=0.0))   # every pair: those with both texts in the test split count
         pairs = load_texts(data)
     except (DataError, OSError): return None
     return pairs if pairs.answers is not None else None
