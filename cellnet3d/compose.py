@@ -4,14 +4,14 @@
 
 # %% ../nbs/08b_compose.ipynb #d34add23
 from __future__ import annotations
-import math, time
+import dataclasses, math, time
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch import Tensor
 from .config import CellNetConfig
 from .tokens import face_token_ids, mean_token_vectors
-from .model import CellNet3D
+from .model import CellNet3D, readout_channels
 from .linear import fit_mean_tokens_ridge, fit_rank_k_regression, RIDGES
 from .data import CORPORA, DataError, bundled_corpus, load_texts, compose_token_table, cached_token_outputs, _named_corpus
 from .order import shuffle_words, cosine_distance, order_sensitivity
@@ -36,6 +36,10 @@ class TokenModel(nn.Module):
         "Put the skip at the linear map `base` (a LinearBaseline on mean token vectors)."
         with torch.no_grad(): self.skip.weight.copy_(base.W.T); self.skip.bias.copy_(base.y_mean - base.x_mean @ base.W)
         return self
+
+    def token_parameters(self) -> list:
+        "The token vectors when they train (`tune`), else []."
+        return [self.table] if isinstance(self.table, nn.Parameter) else []
 
     def forward(self, ids:Tensor) -> Tensor:
         out = self.skip(mean_token_vectors(ids, self.table))                   # [B, E]
@@ -137,13 +141,17 @@ def compose_baselines(train:tuple, val:tuple, cfg:CellNetConfig, table:Tensor, n
     return {n: m.to("cpu").eval() for n, m in out.items()}
 
 # %% ../nbs/08b_compose.ipynb #70aae7c8
+def _pairs_config(cfg:CellNetConfig) -> CellNetConfig:
+    "The config a registered corpus gets for the run's pairs: its training part as dialogue, every pair (those with both texts in the test split count), no compose-only option; the default lattice and model."
+    return CellNetConfig(train=dataclasses.replace(cfg.train, task="dialogue", max_texts=0, token_lr=0.0))
+
 def retrieval_pairs(cfg:CellNetConfig):
     "The question -> answer `TextPairs` of the run's corpus (bundled, a registered one such as wordnet, or a file of pairs), or None."
     data = cfg.train.data
     try:
         if data == "": return bundled_corpus()
         named = _named_corpus(data)
-        if named: return CORPORA[named[0]](named[1], cfg.replace(task="dialogue", max_texts=0, token_lr=0.0))   # every pair: those with both texts in the test split count
+        if named: return CORPORA[named[0]](named[1], _pairs_config(cfg))
         pairs = load_texts(data)
     except (DataError, OSError): return None
     return pairs if pairs.answers is not None else None
@@ -202,8 +210,9 @@ def evaluate_compose(model:CellNet3D, data, cfg:CellNetConfig, baselines:tuple=C
     if "start" in models:
         for row in models.values(): row["gain"] = row["r2"] - models["start"]["r2"]
     E, X, Y = yte.shape[1], *cfg.lattice.dims[:2]
-    width = model.decoder.in_features
-    labels = dict(student=f"student (cube, back face {X}×{Y}×{width // (X * Y)} = {width})", start=f"mean of tokens + ridge ({E}) = linear start",
+    C = readout_channels(cfg, E)
+    face = f"{X}×{Y}×{C}, pooled" if cfg.model.readout == "pool" else f"{X}×{Y}×{C} = {X * Y * C}"
+    labels = dict(student=f"student (cube, back face {face})", start=f"mean of tokens + ridge ({E}) = linear start",
                   linear=f"linear map trained like the cube ({E})", bag_mlp="bag-of-tokens MLP (same params)",
                   model2vec=f"Model2Vec recipe, token outputs ({E})", model2vec_ridge=f"Model2Vec recipe + ridge ({E})",
                   conv="1D conv over tokens (same params)", transformer="transformer (same params)")
@@ -214,7 +223,7 @@ def evaluate_compose(model:CellNet3D, data, cfg:CellNetConfig, baselines:tuple=C
         for name, r in rows.items(): models[name].update({k: v for k, v in r.items() if v is not None})   # no ρ for a bag of words
         sample, encoder = texts[:512], lambda m: lambda t: predict_embeddings(m, face_token_ids(tok, t, X * Y)[0], device=device)
         speed = dict(texts=len(sample), **{n: _per_second(encoder(m), sample) for n, m in predictors.items()}, teacher=_per_second(embed, sample))
-    return dict(task="compose", teacher=cfg.train.teacher, dims=list(cfg.lattice.dims), surface_size=width, seed=cfg.train.seed,
+    return dict(task="compose", teacher=cfg.train.teacher, dims=list(cfg.lattice.dims), surface_size=model.decoder.in_features, seed=cfg.train.seed,
                 ablate=list(cfg.model.ablate), steps=cfg.model.steps, labels={n: labels[n] for n in models},
                 n=dict(train=len(xtr), val=len(splits["val"][0]), test=len(xte), unique_targets=len(uniq), pairs=len(kept),
                        bank=len(bank_texts) if bank_texts is not None else None, truncated=getattr(data, "truncated", None)),

@@ -10,9 +10,9 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'FACE_PATHS', 'FACE_LAYOUTS', 'TASKS', 'TOKEN_VECTORS', 'INITS', 'PRECISIONS',
-           'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig', 'TrainConfig', 'active_reach', 'steps_needed',
-           'CellNetConfig', 'lattice_summary', 'gpu_or_note', 'ratio_explorer']
+__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'FACE_PATHS', 'FACE_LAYOUTS', 'READOUTS', 'TASKS', 'TOKEN_VECTORS', 'INITS',
+           'PRECISIONS', 'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig', 'TrainConfig', 'active_reach',
+           'steps_needed', 'CellNetConfig', 'lattice_summary', 'gpu_or_note', 'ratio_explorer']
 
 # %% ../nbs/00_config.ipynb #f9a5ee87
 class ConfigError(ValueError):
@@ -108,6 +108,7 @@ def steps_needed(self:LatticeConfig) -> int | None:
 PERCEPTIONS = ("mean", "mean+dipole", "conv")
 FACE_PATHS = ("linear", "lerp")
 FACE_LAYOUTS = ("rows", "snake")
+READOUTS = ("cells", "pool")
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -130,6 +131,7 @@ class ModelConfig:
     face_positions: bool = True      # a learned state per front-face cell, added to the projection of its number
     cell_norm: bool = True           # LayerNorm each back-face cell's state before the read-out
     face_layout: str = "rows"        # compose: tokens in reading order row by row ("rows"), or every other row reversed ("snake": consecutive tokens are neighbours)
+    readout: str = "cells"          # compose: "cells": one linear map of every back-face cell's channels (where a state sits counts); "pool": the same MLP on every back-face cell, averaged, then linear (only what the states hold counts)
     token_skip: bool = True          # compose: a linear map of the mean token vector added to the read-out (the linear start); false: the lattice carries the whole prediction
 
     def __post_init__(self):
@@ -148,6 +150,7 @@ class ModelConfig:
         if self.perception not in PERCEPTIONS: raise ConfigError(f"perception ({self.perception!r}) must be one of {PERCEPTIONS}")
         if self.face_path not in FACE_PATHS: raise ConfigError(f"face_path ({self.face_path!r}) must be one of {FACE_PATHS}")
         if self.face_layout not in FACE_LAYOUTS: raise ConfigError(f"face_layout ({self.face_layout!r}) must be one of {FACE_LAYOUTS}")
+        if self.readout not in READOUTS: raise ConfigError(f"readout ({self.readout!r}) must be one of {READOUTS}")
         if not self.face_positions and self.cell_norm and self.surface_channels == 1:
             raise ConfigError("face_positions = false with cell_norm = true and surface_channels = 1 leaves each face cell only the sign of its number "
                               "(a LayerNorm of a·v is ±LayerNorm(a)); set cell_norm=false too, or surface_channels=2 or more")
@@ -265,6 +268,9 @@ class CellNetConfig:
         for n, cls in (("lattice", LatticeConfig), ("model", ModelConfig), ("train", TrainConfig)):
             if not isinstance(getattr(self, n), cls): raise ConfigError(f"{n} ({getattr(self, n)!r}) must be a {cls.__name__}")
         _check_reach(self.lattice, self.model)
+        if self.model.readout != "cells" and self.train.task != "compose":
+            raise ConfigError(f"readout ({self.model.readout!r}) is compose's read-out; task {self.train.task!r} reads its back face through the face path; "
+                              "set readout='cells' or task='compose'")
 
 # %% ../nbs/00_config.ipynb #b0c89ee1
 _PARTS = {"lattice": LatticeConfig, "model": ModelConfig, "train": TrainConfig}

@@ -47,14 +47,15 @@ class CellNet3D(nn.Module, PyTorchModelHubMixin, library_name="cellnet3d", coder
 
 # %% ../nbs/04_model.ipynb #0c88b8c5
 def readout_channels(cfg:CellNetConfig, teacher_dim:int) -> int:
-    "Channels per back-face cell: `surface_channels`, raised for `compose` until the face holds the teacher's E numbers."
+    "Channels per back-face cell: `surface_channels`, raised for `compose` until the face holds the teacher's E numbers (E per cell when it is pooled)."
     X, Y, _ = cfg.lattice.dims
     C = cfg.model.surface_channels
-    return max(C, math.ceil(teacher_dim / (X * Y))) if cfg.train.task == "compose" else C
+    if cfg.train.task != "compose": return C
+    return teacher_dim if cfg.model.readout == "pool" else max(C, math.ceil(teacher_dim / (X * Y)))
 
 @patch
 def _compose_modules(self:CellNet3D, token_table):
-    "The compose task's modules: token face, volume initializer, a back face of at least E numbers, decoder and the linear skip."
+    "The compose task's modules: token face, volume initializer, a back face of at least E numbers (or E per cell, pooled), decoder and the linear skip."
     cfg, E = self.cfg, self.teacher_dim
     if token_table is None or token_table.ndim != 2 or token_table.shape[1] != E:
         got = None if token_table is None else tuple(token_table.shape)
@@ -64,7 +65,7 @@ def _compose_modules(self:CellNet3D, token_table):
     self.tokens = TokenFace(cfg, token_table)
     self.volume = VolumeStateInitializer(cfg)
     self.extractor = SurfaceExtractor(cfg, channels=C)
-    self.decoder = nn.Linear(X * Y * C, E)
+    self.decoder = nn.Linear(C if cfg.model.readout == "pool" else X * Y * C, E)
     self.skip = nn.Linear(E, E) if cfg.model.token_skip else None         # token_skip = false: no path around the lattice
 
 # %% ../nbs/04_model.ipynb #b6d7e9ad
@@ -92,6 +93,7 @@ def readout(self:CellNet3D, states, start=None, base=None):
         if base is None: face = torch.lerp(front, face, g)             # lerp path: exact at gate 0 (bypass) and 1 (cube alone)
         else: face = base + g * (face - front)                         # linear path: the linear face plus the gated change the lattice made
     if not self.compose: return self.embedding.decode(face)
+    if self.cfg.model.readout == "pool": return self.decoder(F.gelu(face).mean((1, 2)))   # the same MLP on every cell, averaged over the face
     return self.decoder(face.flatten(1))                                # [B, E]
 
 @patch
@@ -131,6 +133,11 @@ def linear_parameters(self:CellNet3D) -> list:
     "The parameters of the map that does not need the lattice: compose's skip, else the encoder and decoder (on the lerp path the lattice also writes and reads through them)."
     mods = ((self.skip,) if self.skip is not None else ()) if self.compose else (self.embedding.encoder, self.embedding.decoder)
     return [p for m in mods for p in m.parameters()]
+
+@patch
+def token_parameters(self:CellNet3D) -> list:
+    "Compose's token vectors when they train (`token_lr > 0`), else []: the optimizer gives them `token_lr × lr` and no weight decay."
+    return [self.tokens.table] if self.compose and isinstance(self.tokens.table, nn.Parameter) else []
 
 @patch
 def clip_groups(self:CellNet3D) -> list:

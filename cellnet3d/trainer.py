@@ -52,7 +52,7 @@ def make_optimizer(model:torch.nn.Module, cfg:CellNetConfig) -> torch.optim.Adam
     "AdamW with `cfg.train.lr`, × `cfg.train.lattice_lr` on a cube's parameters outside its linear map, × `cfg.train.token_lr` on trained token vectors; `cfg.train.weight_decay` on parameters with 2+ dimensions, none on the rest (nor on token vectors)."
     params = [p for p in model.parameters() if p.requires_grad]
     lin = {id(p) for p in (model.linear_parameters() if hasattr(model, "linear_parameters") else params)}   # a baseline is all linear map
-    tokens = {id(p) for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] == "table"}   # compose's token vectors, when trained
+    tokens = {id(p) for p in (model.token_parameters() if hasattr(model, "token_parameters") else [])}   # compose's token vectors, when trained
     key = lambda p: ((False, cfg.train.lr * cfg.train.token_lr) if id(p) in tokens else   # no decay: a token no text holds stays put
                      (p.ndim >= 2, cfg.train.lr * (1.0 if id(p) in lin else cfg.train.lattice_lr)))
     groups = {}                                                       # (decayed, lr) -> parameters, in the model's order
