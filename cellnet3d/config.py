@@ -132,6 +132,7 @@ class ModelConfig:
     cell_norm: bool = True           # LayerNorm each back-face cell's state before the read-out
     face_layout: str = "rows"        # compose: tokens in reading order row by row ("rows"), or every other row reversed ("snake": consecutive tokens are neighbours)
     readout: str = "cells"          # compose: "cells": one linear map of every back-face cell's channels (where a state sits counts); "pool": the same MLP on every back-face cell, averaged, then linear (only what the states hold counts)
+    gate_trains: bool = True         # compose: the cube gate learns (false: it stays at 1, so the read-out sees the back face alone, never the front)
     token_skip: bool = True          # compose: a linear map of the mean token vector added to the read-out (the linear start); false: the lattice carries the whole prediction
 
     def __post_init__(self):
@@ -139,7 +140,7 @@ class ModelConfig:
             _check_positive(n, getattr(self, n), integer=True)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout ({self.dropout!r}) must lie in [0, 1)")
-        for n in ("gradient_checkpointing", "token_norm", "face_norm", "face_positions", "cell_norm", "token_skip"):
+        for n in ("gradient_checkpointing", "token_norm", "face_norm", "face_positions", "cell_norm", "token_skip", "gate_trains"):
             if not isinstance(getattr(self, n), bool): raise ConfigError(f"{n} ({getattr(self, n)!r}) must be True or False (on the command line: --set {n}=true)")
         if not isinstance(self.ablate, (str, tuple, list)): raise ConfigError(f"ablate ({self.ablate!r}) must be a tier name or a list of them, from {TIER_NAMES}, e.g. ('functional',)")
         ablate = (self.ablate,) if isinstance(self.ablate, str) else tuple(self.ablate)
@@ -268,6 +269,9 @@ class CellNetConfig:
         for n, cls in (("lattice", LatticeConfig), ("model", ModelConfig), ("train", TrainConfig)):
             if not isinstance(getattr(self, n), cls): raise ConfigError(f"{n} ({getattr(self, n)!r}) must be a {cls.__name__}")
         _check_reach(self.lattice, self.model)
+        if not self.model.gate_trains and self.train.task != "compose":
+            raise ConfigError(f"gate_trains = false keeps the cube gate where the start puts it, 0 for task {self.train.task!r} (the lattice never reaches "
+                              "the prediction); set gate_trains=true, or task='compose' (its gate starts at 1)")
         if self.model.readout != "cells" and self.train.task != "compose":
             raise ConfigError(f"readout ({self.model.readout!r}) is compose's read-out; task {self.train.task!r} reads its back face through the face path; "
                               "set readout='cells' or task='compose'")

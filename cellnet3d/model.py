@@ -38,7 +38,7 @@ class CellNet3D(nn.Module, PyTorchModelHubMixin, library_name="cellnet3d", coder
             self.mapper = SurfaceMapper(cfg)
             self.extractor = SurfaceExtractor(cfg)
         self.step = CellStep(cfg)
-        self.cube_gate = nn.Parameter(torch.ones(()))   # prediction = linear start + gate · (cube − linear start); the linear start sets 0
+        self.cube_gate = nn.Parameter(torch.ones(()), requires_grad=cfg.model.gate_trains)   # prediction = linear start + gate · (cube − linear start); the linear start sets 0
 
     @property
     def aggregator(self) -> TierAggregator:
