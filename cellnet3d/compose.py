@@ -209,10 +209,10 @@ def evaluate_compose(model:CellNet3D, data, cfg:CellNetConfig, baselines:tuple=C
         teacher_mrr = pair_mrr(dict(zip(texts, yte)), qs, ans)
     if "start" in models:
         for row in models.values(): row["gain"] = row["r2"] - models["start"]["r2"]
-    E, X, Y = yte.shape[1], *cfg.lattice.dims[:2]
+    E, (X, Y, Z) = yte.shape[1], cfg.lattice.dims
     C = readout_channels(cfg, E)
-    face = f"{X}×{Y}×{C}, pooled" if cfg.model.readout == "pool" else f"{X}×{Y}×{C} = {X * Y * C}"
-    labels = dict(student=f"student (cube, back face {face})", start=f"mean of tokens + ridge ({E}) = linear start",
+    face = dict(pool=f"back face {X}×{Y}×{C}, pooled", volume=f"every cell {X}×{Y}×{Z}×{C}, pooled").get(cfg.model.readout, f"back face {X}×{Y}×{C} = {X * Y * C}")
+    labels = dict(student=f"student (cube, {face})", start=f"mean of tokens + ridge ({E}) = linear start",
                   linear=f"linear map trained like the cube ({E})", bag_mlp="bag-of-tokens MLP (same params)",
                   model2vec=f"Model2Vec recipe, token outputs ({E})", model2vec_ridge=f"Model2Vec recipe + ridge ({E})",
                   conv="1D conv over tokens (same params)", transformer="transformer (same params)")

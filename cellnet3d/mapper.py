@@ -110,7 +110,7 @@ def forward(self:SurfaceMapper, surface):
 
 # %% ../nbs/03_mapper.ipynb #bc45ce2c
 class SurfaceExtractor(nn.Module):
-    "Back face (z = Z-1) of states [B, X, Y, Z, S] -> surface [B, X, Y, C]: norm (`cell_norm`) + linear per cell."
+    "Back face (z = Z-1) of states [B, X, Y, Z, S] -> surface [B, X, Y, C] (or, `volume`, every cell -> [B, X, Y, Z, C]): norm (`cell_norm`) + linear per cell."
     def __init__(self, cfg:CellNetConfig, channels:int|None=None):
         super().__init__()
         self.state_size, self.cell_norm = cfg.model.state_size, cfg.model.cell_norm
@@ -118,10 +118,10 @@ class SurfaceExtractor(nn.Module):
         if cfg.model.face_path == "linear" and cfg.train.task != "compose":    # the linear path reads back − front: a bias would cancel
             self.surface_out.register_parameter("bias", None)                  # (dropped after its draw, so every later module starts as before)
 
-    def forward(self, states):
-        "States [B, X, Y, Z, S] -> surface [B, X, Y, C]."
+    def forward(self, states, volume:bool=False):
+        "States [B, X, Y, Z, S] -> surface [B, X, Y, C]; with `volume` every cell, [B, X, Y, Z, C]."
         if states.ndim != 5 or states.shape[-1] != self.state_size:
             raise ValueError(f"states of shape {tuple(states.shape)} must be [B, X, Y, Z, {self.state_size}]")
-        back = states[:, :, :, -1]                                      # [B, X, Y, S]
-        if self.cell_norm: back = F.layer_norm(back, (self.state_size,))
-        return self.surface_out(back)                                   # [B, X, Y, C]
+        cells = states if volume else states[:, :, :, -1]               # [B, X, Y, (Z,) S]
+        if self.cell_norm: cells = F.layer_norm(cells, (self.state_size,))
+        return self.surface_out(cells)                                  # [B, X, Y, (Z,) C]

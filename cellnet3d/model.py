@@ -46,12 +46,14 @@ class CellNet3D(nn.Module, PyTorchModelHubMixin, library_name="cellnet3d", coder
         return self.step.aggregator
 
 # %% ../nbs/04_model.ipynb #0c88b8c5
+_POOLED = ("pool", "volume")                                            # the read-outs that average the same map over cells
+
 def readout_channels(cfg:CellNetConfig, teacher_dim:int) -> int:
-    "Channels per back-face cell: `surface_channels`, raised for `compose` until the face holds the teacher's E numbers (E per cell when it is pooled)."
+    "Channels per read-out cell: `surface_channels`, raised for `compose` until the back face holds the teacher's E numbers (E per cell when cells are pooled)."
     X, Y, _ = cfg.lattice.dims
     C = cfg.model.surface_channels
     if cfg.train.task != "compose": return C
-    return teacher_dim if cfg.model.readout == "pool" else max(C, math.ceil(teacher_dim / (X * Y)))
+    return teacher_dim if cfg.model.readout in _POOLED else max(C, math.ceil(teacher_dim / (X * Y)))
 
 @patch
 def _compose_modules(self:CellNet3D, token_table):
@@ -65,7 +67,7 @@ def _compose_modules(self:CellNet3D, token_table):
     self.tokens = TokenFace(cfg, token_table)
     self.volume = VolumeStateInitializer(cfg)
     self.extractor = SurfaceExtractor(cfg, channels=C)
-    self.decoder = nn.Linear(C if cfg.model.readout == "pool" else X * Y * C, E)
+    self.decoder = nn.Linear(C if cfg.model.readout in _POOLED else X * Y * C, E)
     self.skip = nn.Linear(E, E) if cfg.model.token_skip else None         # token_skip = false: no path around the lattice
 
 # %% ../nbs/04_model.ipynb #b6d7e9ad
@@ -87,13 +89,14 @@ def linear_base(self:CellNet3D, emb):
 @patch
 def readout(self:CellNet3D, states, start=None, base=None):
     "States [B, X, Y, Z, S] -> prediction [B, E] from the back face (compose: without the skip); given `start`, the states before the first step, through the cube gate onto `base`."
-    face = self.extractor(states)                                       # [B, X, Y, C]
+    vol = self.compose and self.cfg.model.readout == "volume"          # every cell, not the back face alone
+    face = self.extractor(states, vol)                                  # [B, X, Y, C] (volume: [B, X, Y, Z, C])
     if start is not None:
-        front, g = self.extractor(start.flip(3)), self.cube_gate.to(face.dtype)   # the front face read as the back
+        front, g = self.extractor(start.flip(3), vol), self.cube_gate.to(face.dtype)   # the front face read as the back (volume: the start, pooled alike)
         if base is None: face = torch.lerp(front, face, g)             # lerp path: exact at gate 0 (bypass) and 1 (cube alone)
         else: face = base + g * (face - front)                         # linear path: the linear face plus the gated change the lattice made
     if not self.compose: return self.embedding.decode(face)
-    if self.cfg.model.readout == "pool": return self.decoder(F.gelu(face).mean((1, 2)))   # the same MLP on every cell, averaged over the face
+    if self.cfg.model.readout in _POOLED: return self.decoder(F.gelu(face).flatten(1, -2).mean(1))   # the same MLP on every cell read, averaged
     return self.decoder(face.flatten(1))                                # [B, E]
 
 @patch
