@@ -201,9 +201,9 @@ def reference_step(step:CellStep, states:torch.Tensor) -> torch.Tensor:
                         delta += g[:, 0:1] * ex["local"](u, means[0], seen)
                     if "functional" in ex:
                         f = ex["functional"]
-                        zf = f.state_in(u) + f.tier_in(received)
+                        zf = f.state_in(u) + f.tier_gain * f.tier_in(received)
                         d = _loop_dipoles(f, msg_all, *tiers[1])               # dipoles of the projected messages
-                        if d is not None: zf = zf + f.dipole_in(d)
+                        if d is not None: zf = zf + f.tier_gain * f.dipole_in(d)
                         delta += g[:, 1:2] * f.out(torch.relu(zf))
                     if "distant" in ex: delta += g[:, 2:3] * ex["distant"](u, means[2], _loop_dipoles(ex["distant"], u_all[b], *tiers[2]))
                     out[b, x, y, z] = states[b, x, y, z] + delta[0]

@@ -134,13 +134,14 @@ class ModelConfig:
     readout: str = "cells"          # compose: "cells": one linear map of every back-face cell's channels (where a state sits counts); "pool": the same MLP on every back-face cell, averaged, then linear (only what the states hold counts); "volume": the same on every cell of the cube
     gate_trains: bool = True         # compose: the cube gate learns (false: it stays at 1, so the read-out sees the back face alone, never the front)
     token_skip: bool = True          # compose: a linear map of the mean token vector added to the read-out (the linear start); false: the lattice carries the whole prediction
+    gain_in_forward: bool = False    # the experts' tier inputs keep their ×16 start gain in the forward pass (weights at He scale, so they learn at the others' relative rate), not in their weights
 
     def __post_init__(self):
         for n in ("state_size", "hidden_size", "gate_hidden_size", "steps", "surface_channels", "ode_substeps", "dipole_channels"):
             _check_positive(n, getattr(self, n), integer=True)
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout ({self.dropout!r}) must lie in [0, 1)")
-        for n in ("gradient_checkpointing", "token_norm", "face_norm", "face_positions", "cell_norm", "token_skip", "gate_trains"):
+        for n in ("gradient_checkpointing", "token_norm", "face_norm", "face_positions", "cell_norm", "token_skip", "gate_trains", "gain_in_forward"):
             if not isinstance(getattr(self, n), bool): raise ConfigError(f"{n} ({getattr(self, n)!r}) must be True or False (on the command line: --set {n}=true)")
         if not isinstance(self.ablate, (str, tuple, list)): raise ConfigError(f"ablate ({self.ablate!r}) must be a tier name or a list of them, from {TIER_NAMES}, e.g. ('functional',)")
         ablate = (self.ablate,) if isinstance(self.ablate, str) else tuple(self.ablate)

@@ -20,27 +20,28 @@ def soft_norm(s, eps:float=1.0):
 
 _THRESHOLD, _TIER_GAIN, _OUT_GAIN = 1.0, 16.0, 1.0
 
-def _init_expert_(expert:nn.Module):
-    "Excitable start: He-normal first layers with bias −`_THRESHOLD`, tier inputs × `_TIER_GAIN`, outputs std `_OUT_GAIN/√hidden`."
-    S = expert.state_in.in_features
+def _init_expert_(expert:nn.Module, gain_in_forward:bool=False):
+    "Excitable start: He-normal first layers with bias −`_THRESHOLD`, tier inputs × `_TIER_GAIN` (in the weights, or with `gain_in_forward` as `expert.tier_gain`), outputs std `_OUT_GAIN/√hidden`."
+    S, stored = expert.state_in.in_features, 1.0 if gain_in_forward else _TIER_GAIN
+    expert.tier_gain = _TIER_GAIN / stored                # what the forward pass multiplies the tier inputs by: 1, or the whole gain
     nn.init.normal_(expert.state_in.weight, std=(2 / S) ** 0.5)
-    nn.init.normal_(expert.tier_in.weight, std=_TIER_GAIN * (2 / expert.tier_in.in_features) ** 0.5)
+    nn.init.normal_(expert.tier_in.weight, std=stored * (2 / expert.tier_in.in_features) ** 0.5)
     nn.init.normal_(expert.out.weight, std=_OUT_GAIN / expert.out.in_features ** 0.5)
     nn.init.constant_(expert.state_in.bias, -_THRESHOLD); nn.init.zeros_(expert.out.bias)
     if hasattr(expert, "message"):
         nn.init.normal_(expert.message.weight, std=(2 / S) ** 0.5); nn.init.constant_(expert.message.bias, -_THRESHOLD)
     if hasattr(expert, "dipole_in"):                       # mean+dipole: a unit-gain projection, the input layer like tier_in
         nn.init.normal_(expert.dipoles.proj.weight, std=expert.dipoles.proj.in_features ** -0.5)
-        nn.init.normal_(expert.dipole_in.weight, std=_TIER_GAIN * (2 / expert.dipole_in.in_features) ** 0.5)
+        nn.init.normal_(expert.dipole_in.weight, std=stored * (2 / expert.dipole_in.in_features) ** 0.5)
 
 # %% ../nbs/02_moe.ipynb #af0674c9
 def _flat(x, size):
     "View x [..., size] as [M, size] (a view whenever the rows are evenly strided)."
     return x.reshape(-1, size)
 
-def _two_input_linear(a, b, lin_a:nn.Linear, lin_b:nn.Linear):
-    "lin_a(a) + lin_b(b) for 2-D a, b, without concatenating them; lin_b has no bias."
-    return torch.addmm(torch.addmm(lin_a.bias, a, lin_a.weight.t()), b, lin_b.weight.t())
+def _two_input_linear(a, b, lin_a:nn.Linear, lin_b:nn.Linear, gain:float=1.0):
+    "lin_a(a) + gain · lin_b(b) for 2-D a, b, without concatenating them; lin_b has no bias."
+    return torch.addmm(torch.addmm(lin_a.bias, a, lin_a.weight.t()), b, lin_b.weight.t(), alpha=gain)
 
 # %% ../nbs/02_moe.ipynb #8136394e
 class TierDipoles(nn.Module):
@@ -60,10 +61,10 @@ def _dipole_input_(expert:nn.Module, cfg:CellNetConfig, tier:int, hidden:int, wi
     P = cfg.model.dipole_channels
     expert.dipoles, expert.dipole_in = TierDipoles(width or cfg.model.state_size, P, tier), nn.Linear(3 * P, hidden, bias=False)
 
-def _add_input(z, extra, lin:nn.Linear, perception:str="mean+dipole", what:str="its dipoles, expert.dipoles(u, aggregator)"):
-    "z + lin(extra) for 2-D z [M, H] and extra [M, K] (or [..., K], M rows) as one addmm (lin has no bias)."
+def _add_input(z, extra, lin:nn.Linear, perception:str="mean+dipole", what:str="its dipoles, expert.dipoles(u, aggregator)", gain:float=1.0):
+    "z + gain · lin(extra) for 2-D z [M, H] and extra [M, K] (or [..., K], M rows) as one addmm (lin has no bias)."
     if extra is None: raise ValueError(f"this expert was built with perception {perception!r}: pass {what}")
-    return torch.addmm(z, extra.reshape(len(z), -1), lin.weight.t())
+    return torch.addmm(z, extra.reshape(len(z), -1), lin.weight.t(), alpha=gain)
 
 # %% ../nbs/02_moe.ipynb #1159e484
 def local_kernel_mask(lat) -> torch.Tensor:
@@ -108,13 +109,13 @@ class LocalExpert(nn.Module):
         self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(P, H, bias=False), nn.Linear(H, S)
         _dipole_input_(self, cfg, 0, H)
         _conv_input_(self, cfg, H)
-        _init_expert_(self)
+        _init_expert_(self, cfg.model.gain_in_forward)
 
     def forward(self, u, local_mean, perceived=None):
         "u = norm(s) [..., S], local_mean [..., P] (with mean+dipole `perceived` = `self.dipoles(u, aggregator)` [B·N, 3P_d], with conv `self.conv(a)` [..., P]) -> update [..., S]."
         S = u.shape[-1]
-        z = _two_input_linear(_flat(u, S), _flat(local_mean, local_mean.shape[-1]), self.state_in, self.tier_in)   # [M, H]
-        if hasattr(self, "dipole_in"): z = _add_input(z, perceived, self.dipole_in)
+        z = _two_input_linear(_flat(u, S), _flat(local_mean, local_mean.shape[-1]), self.state_in, self.tier_in, self.tier_gain)   # [M, H]
+        if hasattr(self, "dipole_in"): z = _add_input(z, perceived, self.dipole_in, gain=self.tier_gain)
         if hasattr(self, "conv_in"): z = _add_input(z, perceived, self.conv_in, "conv", "its conv perception, expert.conv(a) of the aggregated channels a")
         return self.out(torch.relu(z)).view(u.shape)
 
@@ -127,7 +128,7 @@ class FunctionalExpert(nn.Module):
         self.message = nn.Linear(S, P)                                    # messages are P channels wide: the aggregation moves P
         self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(P, H, bias=False), nn.Linear(H, S)
         _dipole_input_(self, cfg, 1, H, P)                                # mean+dipole: dipoles of the projected messages
-        _init_expert_(self)
+        _init_expert_(self, cfg.model.gain_in_forward)
 
     def forward(self, u, aggregator:TierAggregator):
         "u = norm(s) [B, X, Y, Z, S] -> update [B, X, Y, Z, S]; messages [B, X, Y, Z, P] averaged by `aggregator.tier_mean(., 1)`."
@@ -135,8 +136,8 @@ class FunctionalExpert(nn.Module):
         u2 = _flat(u, S)                                               # [M, S]
         msg = torch.relu(self.message(u2)).view(*u.shape[:-1], P)      # [B, X, Y, Z, P]
         received = _flat(aggregator.tier_mean(msg, 1), P)              # [M, P]
-        z = _two_input_linear(u2, received, self.state_in, self.tier_in)   # [M, H]
-        if hasattr(self, "dipole_in"): z = _add_input(z, self.dipoles(msg, aggregator), self.dipole_in)
+        z = _two_input_linear(u2, received, self.state_in, self.tier_in, self.tier_gain)   # [M, H]
+        if hasattr(self, "dipole_in"): z = _add_input(z, self.dipoles(msg, aggregator), self.dipole_in, gain=self.tier_gain)
         return self.out(torch.relu(z)).view(u.shape)
 
 # %% ../nbs/02_moe.ipynb #044162b6
@@ -148,13 +149,13 @@ class DistantExpert(nn.Module):
         self.substeps = cfg.model.ode_substeps
         self.state_in, self.tier_in, self.out = nn.Linear(S, Hd), nn.Linear(P, Hd, bias=False), nn.Linear(Hd, S)
         _dipole_input_(self, cfg, 2, Hd)
-        _init_expert_(self)
+        _init_expert_(self, cfg.model.gain_in_forward)
 
     def forward(self, u, distant_mean, dipoles=None):
         "u = norm(s) [..., S], distant_mean [..., P] (and with mean+dipole `self.dipoles(u, aggregator)` [B·N, 3P_d]) -> update [..., S]."
         S, dt = u.shape[-1], 1.0 / self.substeps
-        drive = torch.addmm(self.state_in.bias, _flat(distant_mean, distant_mean.shape[-1]), self.tier_in.weight.t())  # [M, Hd], fixed over sub-steps
-        if hasattr(self, "dipole_in"): drive = _add_input(drive, dipoles, self.dipole_in)       # the dipoles join the drive
+        drive = torch.addmm(self.state_in.bias, _flat(distant_mean, distant_mean.shape[-1]), self.tier_in.weight.t(), alpha=self.tier_gain)  # [M, Hd], fixed over sub-steps
+        if hasattr(self, "dipole_in"): drive = _add_input(drive, dipoles, self.dipole_in, gain=self.tier_gain)       # the dipoles join the drive
         h, total = _flat(u, S), None
         for i in range(self.substeps):  # a fixed number of sub-steps, each on every cell at once
             f = self.out(torch.relu(torch.addmm(drive, h, self.state_in.weight.t())))            # dh/dt [M, S]
