@@ -88,7 +88,7 @@ def linear_base(self:CellNet3D, emb):
 
 @patch
 def readout(self:CellNet3D, states, start=None, base=None):
-    "States [B, X, Y, Z, S] -> prediction [B, E] from the back face (compose: without the skip); given `start`, the states before the first step, through the cube gate onto `base`."
+    "States [B, X, Y, Z, S] -> prediction [B, E] from the back face (compose: without the skip; `volume`: every cell); given `start`, the states before the first step, through the cube gate onto `base`."
     vol = self.compose and self.cfg.model.readout == "volume"          # every cell, not the back face alone
     face = self.extractor(states, vol)                                  # [B, X, Y, C] (volume: [B, X, Y, Z, C])
     if start is not None:
