@@ -12,16 +12,17 @@ from torch import Tensor
 from .config import CellNetConfig
 from .tokens import face_token_ids, mean_token_vectors
 from .model import CellNet3D, readout_channels
-from .linear import fit_mean_tokens_ridge, fit_rank_k_regression, RIDGES
+from .linear import fit_mean_tokens_ridge, fit_rank_k_regression, RIDGES, start_model
+from .trainer import batch_losses
 from .data import CORPORA, DataError, bundled_corpus, load_texts, compose_token_table, cached_token_outputs, _named_corpus
-from .order import shuffle_words, cosine_distance, order_sensitivity
-from .evaluate import (TASK_EVALUATORS, RECALL_KS, train_like_cube, score_predictions, count_parameters, predict_embeddings,
+from .order import shuffle_words, cosine_distance, order_sensitivity, order_task, order_target, shuffle_ids, order_r2, text_share_by_depth
+from .evaluate import (TASK_EVALUATORS, RECALL_KS, train_like_cube, score_predictions, r2_score, count_parameters, predict_embeddings,
                                 unit_rows, retrieval_ranks, mean_reciprocal_rank, recall_curve, dedupe, _eval_inputs, _first_rows, _cell)
 
 # %% auto #0
 __all__ = ['RIVALS', 'COMPOSE_BASELINES', 'TokenModel', 'BagHead', 'ConvHead', 'TransformerHead', 'rival', 'matched_rival',
            'ZipfMean', 'compose_baselines', 'retrieval_pairs', 'pair_mrr', 'order_probe', 'evaluate_compose',
-           'format_order_speed', 'format_compose', 'read_text_lines', 'SentenceEncoder']
+           'format_order_speed', 'format_compose', 'order_capacity', 'read_text_lines', 'SentenceEncoder']
 
 # %% ../nbs/08b_compose.ipynb #dfa98670
 class TokenModel(nn.Module):
@@ -262,6 +263,31 @@ def format_compose(results:dict) -> str:
         shares = ", ".join(f"{results['labels'].get(k, k).split(' (')[0]} {value(row['pair_mrr']) / t:.0%}" for k, row in results["models"].items() if "pair_mrr" in row)
         out.append(f"pair MRR with the models' own embeddings on {n.get('pairs')} test pairs; the teacher's own: {t:.3f} (as a share of it: {shares})")
     return "\n".join(out + format_order_speed(results))
+
+# %% ../nbs/08b_compose.ipynb #8a648cc0
+def order_capacity(cfg:CellNetConfig, n:int=4000, vocab:int=64, dim:int=64, rivals:tuple=RIVALS, seed:int=0, device="cpu") -> dict:
+    "{row: dict(r2, order_r2, params)} of the compose cube of `cfg`, the linear start and `rivals` matched to it, trained like it on `order_task`; the cube's row adds `text_share` [Z] and `rms` [T+1]."
+    if cfg.train.task != "compose": raise ValueError(f"order_capacity trains a compose cube; cfg.train.task is {cfg.train.task!r}: use cfg.replace(task='compose')")
+    X, Y, _ = cfg.lattice.dims
+    table = torch.randn(vocab, dim, generator=torch.Generator().manual_seed(seed)); table -= table.mean(0)
+    ids, y, maps = order_task(n + 2000, table, X * Y, lengths=(4, min(12, X * Y)), seed=seed)
+    tr, va, te = ((ids[s], y[s]) for s in (slice(0, n), slice(n, n + 1000), slice(n + 1000, None)))
+    sh = shuffle_ids(te[0], seed); y_sh = order_target(sh, table, maps)
+    cube, _ = start_model(cfg, tr, va, table)
+    models = dict(start=TokenModel(table).start_at(fit_mean_tokens_ridge(tr, va, table)))
+    for name in rivals:
+        torch.manual_seed(cfg.train.seed)
+        models[name] = train_like_cube(matched_rival(name, table, count_parameters(cube), X * Y).start_at(fit_mean_tokens_ridge(tr, va, table)), *tr, *va, cfg, device)
+    models["cube"] = train_like_cube(cube, *tr, *va, cfg, device, losses=lambda m, xb, yb: batch_losses(m, xb, yb, cfg))   # the trainer's terms
+    out = {}
+    with torch.no_grad():
+        for name, m in models.items():
+            m = m.to(device).eval()
+            p, ps = (predict_embeddings(m, x, device=device) for x in (te[0], sh))
+            out[name] = dict(r2=r2_score(p, te[1], tr[1].mean(0)), order_r2=order_r2(p, ps, te[1], y_sh), params=count_parameters(m))
+        traj = models["cube"](te[0][:200].to(device), return_trajectory=True)[1].float().cpu()   # [T+1, B, X, Y, Z, S]
+    out["cube"].update(text_share=text_share_by_depth(traj)[-1].tolist(), rms=traj.square().mean((1, 2, 3, 4, 5)).sqrt().tolist())
+    return out
 
 # %% ../nbs/08b_compose.ipynb #339d09cb
 def read_text_lines(path) -> list:

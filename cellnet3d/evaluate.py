@@ -133,10 +133,11 @@ class SurfaceMLP(nn.Module):
         return self.embedding.decode(b + self.core(s.flatten(1)).view(b.shape))  # [B, E]
 
 # %% ../nbs/08_eval.ipynb #d5dfb3a7
-def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, device="cpu") -> nn.Module:
-    "Train `model` on (x, y) with the cube's loss, schedule and budget; keep the best validation epoch."
+def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, device="cpu", losses=None) -> nn.Module:
+    "Train `model` on (x, y) with the cube's loss, schedule and budget; keep the best validation epoch. `losses(model, x, y)`: the loss terms (default: those of the prediction)."
     from cellnet3d.losses import compute_losses
     from cellnet3d.trainer import lr_factor, epoch_batches, make_optimizer
+    losses = losses or (lambda m, xb, yb: compute_losses(m(xb), yb, None, cfg))   # a rival has no trajectory: no dynamics or spatial terms
     t = cfg.train
     model = model.to(device)
     opt = make_optimizer(model, cfg)                                      # the trainer's: weight decay on matrices, none on biases
@@ -148,12 +149,12 @@ def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Ten
         model.train()
         for idx in epoch_batches(len(x), t.batch_size, t.seed, epoch):
             idx = idx.to(device)
-            loss = compute_losses(model(x[idx]), y[idx], None, cfg)["total"]
+            loss = losses(model, x[idx], y[idx])["total"]
             opt.zero_grad(set_to_none=True); loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip); opt.step(); sched.step()
         model.eval()
         with torch.no_grad():
-            val = sum(compute_losses(model(val_x[i]), val_y[i], None, cfg)["total"].item() * len(i)
+            val = sum(losses(model, val_x[i], val_y[i])["total"].item() * len(i)
                       for i in torch.arange(len(val_x), device=device).split(t.batch_size)) / max(1, len(val_x))
         if val < best: best, best_state, waited = val, {k: v.detach().clone() for k, v in model.state_dict().items()}, 0
         else:

@@ -12,7 +12,8 @@ from .lattice import scene_layout, view_stride, stride_note, VIEW_HEIGHT, VIEW_W
 # %% auto #0
 __all__ = ['shuffle_words', 'cosine_distance', 'average_ranks', 'spearman', 'order_sensitivity', 'paired_trajectories',
            'cell_distance', 'layer_mean_distance', 'order_by_depth', 'text_move', 'order_share', 'order_share_by_depth',
-           'order_path', 'plot_cell_distance', 'plot_order_by_depth']
+           'order_path', 'text_share_by_depth', 'order_task_maps', 'order_target', 'order_task', 'shuffle_ids',
+           'order_r2', 'plot_cell_distance', 'plot_order_by_depth']
 
 # %% ../nbs/08a_order.ipynb #1e261e66
 def shuffle_words(texts, seed:int=0, min_words:int=6) -> tuple:
@@ -115,6 +116,53 @@ def order_path(model, ids_a:Tensor, ids_b:Tensor) -> dict:
     return dict(back_face_mean=share(back(ta).mean((1, 2)), back(tb).mean((1, 2))), back_face_cells=share(back(ta).flatten(1), back(tb).flatten(1)),
                 readout=share(ra, rb), skip=share(sa, sb), prediction=share(F.normalize(pa, dim=-1), F.normalize(pb, dim=-1)),
                 skip_over_readout=(text_move(sa) / text_move(ra)).item())
+
+# %% ../nbs/08a_order.ipynb #01811086
+def text_share_by_depth(traj:Tensor) -> Tensor:
+    "Share of the z-layer states' energy that differs between the texts (dim 1): [T+1, B, X, Y, Z, S] -> [T+1, Z] float64, NaN where every state is 0."
+    if traj.ndim != 6 or traj.shape[1] < 2: raise ValueError(f"states of >= 2 texts are needed, [T+1, B, X, Y, Z, S]; got {tuple(traj.shape)}")
+    s = traj.double()
+    apart = (s - s.mean(1, keepdim=True)).square().sum((1, 2, 3, 5))        # [T+1, Z]
+    total = s.square().sum((1, 2, 3, 5))
+    return torch.where(total > 0, apart / total.clamp_min(1e-300), torch.nan)
+
+# %% ../nbs/08a_order.ipynb #0f2e4977
+def order_task_maps(dim:int, seed:int=0) -> dict:
+    "The task's random E×E maps {A (the bag part), P, Q (the pair part)}, each entry N(0, 1/E), from `seed`."
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(dim, dim, generator=g) / dim ** 0.5 for k in "APQ"}
+
+def order_target(ids:Tensor, table:Tensor, maps:dict) -> Tensor:
+    "Targets [N, E] of token ids [N, L] (-1 = empty, after the tokens): 2·A·mean(v) + Σᵢ (P vᵢ) ⊙ (Q vᵢ₊₁) / √(pairs), v = `table`[ids]."
+    mask = (ids >= 0).float()                                                # [N, L]
+    v = table[ids.clamp(min=0)] * mask.unsqueeze(-1)                          # [N, L, E]
+    bag = v.sum(1) / mask.sum(1, keepdim=True).clamp(min=1) @ maps["A"].T
+    pairs = ((v[:, :-1] @ maps["P"].T) * (v[:, 1:] @ maps["Q"].T)).sum(1)     # empty cells are zero vectors: no pair
+    return 2 * bag + pairs / mask[:, 1:].sum(1, keepdim=True).clamp(min=1).sqrt()
+
+# %% ../nbs/08a_order.ipynb #1c1f8642
+def order_task(n:int, table:Tensor, n_cells:int, lengths:tuple=(4, 12), seed:int=0) -> tuple:
+    "(ids [n, n_cells], targets [n, E], maps): `n` random texts of `lengths[0]..lengths[1]` tokens of `table` [V, E] in reading order and their `order_target`."
+    lo, hi = lengths
+    if not 2 <= lo <= hi <= n_cells: raise ValueError(f"lengths {lengths} must satisfy 2 <= shortest <= longest <= n_cells ({n_cells})")
+    g = torch.Generator().manual_seed(seed + 1)
+    n_tok = torch.randint(lo, hi + 1, (n, 1), generator=g)                    # [n, 1]
+    ids = torch.randint(0, len(table), (n, n_cells), generator=g)
+    ids = torch.where(torch.arange(n_cells) < n_tok, ids, -1)                # the tokens first, then empty cells
+    maps = order_task_maps(table.shape[1], seed)
+    return ids, order_target(ids, table, maps), maps
+
+def shuffle_ids(ids:Tensor, seed:int=0) -> Tensor:
+    "Each row's tokens (ids >= 0, before the empty cells) in a random order (seeded), the empty cells kept."
+    keys = torch.rand(ids.shape, generator=torch.Generator().manual_seed(seed)).masked_fill(ids < 0, 2.0)   # empty cells sort last
+    return ids.gather(1, keys.argsort(1))
+
+def order_r2(pred:Tensor, pred_shuffled:Tensor, target:Tensor, target_shuffled:Tensor) -> float:
+    "How much of the target's move under a shuffle the prediction's move explains: 1 − Σ‖Δy − Δp‖² / Σ‖Δy‖²."
+    dy, dp = (target - target_shuffled).double(), (pred - pred_shuffled).double()
+    total = dy.square().sum()
+    if total == 0: raise ValueError("the targets do not move under the shuffle: there is no order to explain")
+    return 1 - ((dy - dp).square().sum() / total).item()
 
 # %% ../nbs/08a_order.ipynb #06c33981
 def _distance_scatter(d, xyz, hi:float):
