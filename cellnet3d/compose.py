@@ -268,6 +268,7 @@ def format_compose(results:dict) -> str:
 def order_capacity(cfg:CellNetConfig, n:int=4000, vocab:int=64, dim:int=64, rivals:tuple=RIVALS, seed:int=0, device="cpu") -> dict:
     "{row: dict(r2, order_r2, params)} of the compose cube of `cfg`, the linear start and `rivals` matched to it, trained like it on `order_task`; the cube's row adds `text_share` [Z] and `rms` [T+1]."
     if cfg.train.task != "compose": raise ValueError(f"order_capacity trains a compose cube; cfg.train.task is {cfg.train.task!r}: use cfg.replace(task='compose')")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2: raise ValueError(f"n ({n!r}) must be an integer >= 2: the texts to train on (1,000 more each validate and test)")
     X, Y, _ = cfg.lattice.dims
     table = torch.randn(vocab, dim, generator=torch.Generator().manual_seed(seed)); table -= table.mean(0)
     ids, y, maps = order_task(n + 2000, table, X * Y, lengths=(4, min(12, X * Y)), seed=seed)
