@@ -265,8 +265,8 @@ def format_compose(results:dict) -> str:
     return "\n".join(out + format_order_speed(results))
 
 # %% ../nbs/08b_compose.ipynb #8a648cc0
-def order_capacity(cfg:CellNetConfig, n:int=4000, vocab:int=64, dim:int=64, rivals:tuple=RIVALS, seed:int=0, device="cpu") -> dict:
-    "{row: dict(r2, order_r2, params)} of the compose cube of `cfg`, the linear start and `rivals` matched to it, trained like it on `order_task`; the cube's row adds `text_share` [Z] and `rms` [T+1]."
+def order_capacity(cfg:CellNetConfig, n:int=4000, vocab:int=64, dim:int=64, rivals:tuple=RIVALS, seed:int=0, curve:bool=False, device="cpu") -> dict:
+    "{row: dict(r2, order_r2, train_r2, params)} of the compose cube of `cfg`, the linear start and `rivals` matched to it, trained like it on `order_task`; the cube's row adds `text_share` [Z] and `rms` [T+1]; `curve`: each trained row's metrics after every epoch."
     if cfg.train.task != "compose": raise ValueError(f"order_capacity trains a compose cube; cfg.train.task is {cfg.train.task!r}: use cfg.replace(task='compose')")
     if isinstance(n, bool) or not isinstance(n, int) or n < 2: raise ValueError(f"n ({n!r}) must be an integer >= 2: the texts to train on (1,000 more each validate and test)")
     X, Y, _ = cfg.lattice.dims
@@ -274,18 +274,24 @@ def order_capacity(cfg:CellNetConfig, n:int=4000, vocab:int=64, dim:int=64, riva
     ids, y, maps = order_task(n + 2000, table, X * Y, lengths=(4, min(12, X * Y)), seed=seed)
     tr, va, te = ((ids[s], y[s]) for s in (slice(0, n), slice(n, n + 1000), slice(n + 1000, None)))
     sh = shuffle_ids(te[0], seed); y_sh = order_target(sh, table, maps)
+    fit = (tr[0][:1000], tr[1][:1000])                                    # the training texts a row's fit is measured on
+    def scores(m):
+        p, ps, pf = (predict_embeddings(m, x, device=device) for x in (te[0], sh, fit[0]))
+        return dict(r2=r2_score(p, te[1], tr[1].mean(0)), order_r2=order_r2(p, ps, te[1], y_sh), train_r2=r2_score(pf, fit[1], tr[1].mean(0)))
+    curves = {}
+    def watch(name): return None if not curve else lambda m, k: curves.setdefault(name, []).append(dict(epoch=k, **scores(m)))
     cube, _ = start_model(cfg, tr, va, table)
     models = dict(start=TokenModel(table).start_at(fit_mean_tokens_ridge(tr, va, table)))
     for name in rivals:
         torch.manual_seed(cfg.train.seed)
-        models[name] = train_like_cube(matched_rival(name, table, count_parameters(cube), X * Y).start_at(fit_mean_tokens_ridge(tr, va, table)), *tr, *va, cfg, device)
-    models["cube"] = train_like_cube(cube, *tr, *va, cfg, device, losses=lambda m, xb, yb: batch_losses(m, xb, yb, cfg))   # the trainer's terms
+        models[name] = train_like_cube(matched_rival(name, table, count_parameters(cube), X * Y).start_at(fit_mean_tokens_ridge(tr, va, table)),
+                                       *tr, *va, cfg, device, on_epoch=watch(name))
+    models["cube"] = train_like_cube(cube, *tr, *va, cfg, device, losses=lambda m, xb, yb: batch_losses(m, xb, yb, cfg), on_epoch=watch("cube"))   # the trainer's terms
     out = {}
     with torch.no_grad():
         for name, m in models.items():
-            m = m.to(device).eval()
-            p, ps = (predict_embeddings(m, x, device=device) for x in (te[0], sh))
-            out[name] = dict(r2=r2_score(p, te[1], tr[1].mean(0)), order_r2=order_r2(p, ps, te[1], y_sh), params=count_parameters(m))
+            out[name] = dict(**scores(m.to(device).eval()), params=count_parameters(m))
+            if name in curves: out[name]["curve"] = curves[name]
         traj = models["cube"](te[0][:200].to(device), return_trajectory=True)[1].float().cpu()   # [T+1, B, X, Y, Z, S]
     out["cube"].update(text_share=text_share_by_depth(traj)[-1].tolist(), rms=traj.square().mean((1, 2, 3, 4, 5)).sqrt().tolist())
     return out

@@ -133,8 +133,8 @@ class SurfaceMLP(nn.Module):
         return self.embedding.decode(b + self.core(s.flatten(1)).view(b.shape))  # [B, E]
 
 # %% ../nbs/08_eval.ipynb #d5dfb3a7
-def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, device="cpu", losses=None) -> nn.Module:
-    "Train `model` on (x, y) with the cube's loss, schedule and budget; keep the best validation epoch. `losses(model, x, y)`: the loss terms (default: those of the prediction)."
+def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Tensor, cfg, device="cpu", losses=None, on_epoch=None) -> nn.Module:
+    "Train `model` on (x, y) with the cube's loss, schedule and budget; keep the best validation epoch. `losses(model, x, y)`: the loss terms (default: those of the prediction); `on_epoch(model, k)`: called in eval mode before training (k = 0) and after each epoch k."
     from cellnet3d.losses import compute_losses
     from cellnet3d.trainer import lr_factor, epoch_batches, make_optimizer
     losses = losses or (lambda m, xb, yb: compute_losses(m(xb), yb, None, cfg))   # a rival has no trajectory: no dynamics or spatial terms
@@ -145,6 +145,7 @@ def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Ten
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, t.warmup_steps, total))
     x, y, val_x, val_y = ((a if a.dtype == torch.long else a.float()).to(device) for a in (x, y, val_x, val_y))   # long: token ids
     best, best_state, waited = math.inf, None, 0
+    if on_epoch is not None: model.eval(); on_epoch(model, 0)
     for epoch in range(t.epochs):
         model.train()
         for idx in epoch_batches(len(x), t.batch_size, t.seed, epoch):
@@ -156,6 +157,7 @@ def train_like_cube(model:nn.Module, x:Tensor, y:Tensor, val_x:Tensor, val_y:Ten
         with torch.no_grad():
             val = sum(losses(model, val_x[i], val_y[i])["total"].item() * len(i)
                       for i in torch.arange(len(val_x), device=device).split(t.batch_size)) / max(1, len(val_x))
+            if on_epoch is not None: on_epoch(model, epoch + 1)            # what each epoch left, before the best is chosen
         if val < best: best, best_state, waited = val, {k: v.detach().clone() for k, v in model.state_dict().items()}, 0
         else:
             waited += 1
