@@ -10,9 +10,10 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'FACE_PATHS', 'FACE_LAYOUTS', 'READOUTS', 'TASKS', 'TOKEN_VECTORS', 'INITS',
-           'PRECISIONS', 'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig', 'TrainConfig', 'active_reach',
-           'steps_needed', 'CellNetConfig', 'lattice_summary', 'gpu_or_note', 'ratio_explorer']
+__all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'FACE_PATHS', 'FACE_LAYOUTS', 'READOUTS', 'EXPERT_STARTS', 'TOKEN_STARTS',
+           'TASKS', 'TOKEN_VECTORS', 'INITS', 'PRECISIONS', 'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig',
+           'TrainConfig', 'active_reach', 'steps_needed', 'CellNetConfig', 'lattice_summary', 'gpu_or_note',
+           'ratio_explorer']
 
 # %% ../nbs/00_config.ipynb #f9a5ee87
 class ConfigError(ValueError):
@@ -109,6 +110,8 @@ PERCEPTIONS = ("mean", "mean+dipole", "conv")
 FACE_PATHS = ("linear", "lerp")
 FACE_LAYOUTS = ("rows", "snake")
 READOUTS = ("cells", "pool", "volume")
+EXPERT_STARTS = ("excitable", "plain")
+TOKEN_STARTS = ("random", "zero")
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -135,6 +138,8 @@ class ModelConfig:
     gate_trains: bool = True         # compose: the cube gate learns (false: it stays at 1, so the read-out sees the back face alone, never the front)
     token_skip: bool = True          # compose: a linear map of the mean token vector added to the read-out (the linear start); false: the lattice carries the whole prediction
     gain_in_forward: bool = False    # the experts' tier inputs keep their ×16 start gain in the forward pass (weights at He scale, so they learn at the others' relative rate), not in their weights
+    expert_start: str = "excitable"  # the experts' first layers: "excitable" (bias −1, tier inputs × 16: a cell fires on a strong neighbourhood) or "plain" (bias 0, every input at He scale)
+    token_start: str = "random"      # compose: the token face's per-cell positions and the empty cells' state start "random" (std 0.5) or at "zero" (they train either way)
 
     def __post_init__(self):
         for n in ("state_size", "hidden_size", "gate_hidden_size", "steps", "surface_channels", "ode_substeps", "dipole_channels"):
@@ -153,6 +158,8 @@ class ModelConfig:
         if self.face_path not in FACE_PATHS: raise ConfigError(f"face_path ({self.face_path!r}) must be one of {FACE_PATHS}")
         if self.face_layout not in FACE_LAYOUTS: raise ConfigError(f"face_layout ({self.face_layout!r}) must be one of {FACE_LAYOUTS}")
         if self.readout not in READOUTS: raise ConfigError(f"readout ({self.readout!r}) must be one of {READOUTS}")
+        if self.expert_start not in EXPERT_STARTS: raise ConfigError(f"expert_start ({self.expert_start!r}) must be one of {EXPERT_STARTS}")
+        if self.token_start not in TOKEN_STARTS: raise ConfigError(f"token_start ({self.token_start!r}) must be one of {TOKEN_STARTS}")
         if not self.face_positions and self.cell_norm and self.surface_channels == 1:
             raise ConfigError("face_positions = false with cell_norm = true and surface_channels = 1 leaves each face cell only the sign of its number "
                               "(a LayerNorm of a·v is ±LayerNorm(a)); set cell_norm=false too, or surface_channels=2 or more")

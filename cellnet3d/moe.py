@@ -20,16 +20,17 @@ def soft_norm(s, eps:float=1.0):
 
 _THRESHOLD, _TIER_GAIN, _OUT_GAIN = 1.0, 16.0, 1.0
 
-def _init_expert_(expert:nn.Module, gain_in_forward:bool=False):
-    "Excitable start: He-normal first layers with bias −`_THRESHOLD`, tier inputs × `_TIER_GAIN` (in the weights, or with `gain_in_forward` as `expert.tier_gain`), outputs std `_OUT_GAIN/√hidden`."
-    S, stored = expert.state_in.in_features, 1.0 if gain_in_forward else _TIER_GAIN
-    expert.tier_gain = _TIER_GAIN / stored                # what the forward pass multiplies the tier inputs by: 1, or the whole gain
+def _init_expert_(expert:nn.Module, gain_in_forward:bool=False, start:str="excitable"):
+    "Excitable start: He-normal first layers with bias −`_THRESHOLD`, tier inputs × `_TIER_GAIN` (in the weights, or with `gain_in_forward` as `expert.tier_gain`), outputs std `_OUT_GAIN/√hidden`; `start='plain'`: bias 0 and gain 1."
+    threshold, gain = (_THRESHOLD, _TIER_GAIN) if start == "excitable" else (0.0, 1.0)
+    S, stored = expert.state_in.in_features, 1.0 if gain_in_forward else gain
+    expert.tier_gain = gain / stored                      # what the forward pass multiplies the tier inputs by: 1, or the whole gain
     nn.init.normal_(expert.state_in.weight, std=(2 / S) ** 0.5)
     nn.init.normal_(expert.tier_in.weight, std=stored * (2 / expert.tier_in.in_features) ** 0.5)
     nn.init.normal_(expert.out.weight, std=_OUT_GAIN / expert.out.in_features ** 0.5)
-    nn.init.constant_(expert.state_in.bias, -_THRESHOLD); nn.init.zeros_(expert.out.bias)
+    nn.init.constant_(expert.state_in.bias, -threshold); nn.init.zeros_(expert.out.bias)
     if hasattr(expert, "message"):
-        nn.init.normal_(expert.message.weight, std=(2 / S) ** 0.5); nn.init.constant_(expert.message.bias, -_THRESHOLD)
+        nn.init.normal_(expert.message.weight, std=(2 / S) ** 0.5); nn.init.constant_(expert.message.bias, -threshold)
     if hasattr(expert, "dipole_in"):                       # mean+dipole: a unit-gain projection, the input layer like tier_in
         nn.init.normal_(expert.dipoles.proj.weight, std=expert.dipoles.proj.in_features ** -0.5)
         nn.init.normal_(expert.dipole_in.weight, std=stored * (2 / expert.dipole_in.in_features) ** 0.5)
@@ -109,7 +110,7 @@ class LocalExpert(nn.Module):
         self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(P, H, bias=False), nn.Linear(H, S)
         _dipole_input_(self, cfg, 0, H)
         _conv_input_(self, cfg, H)
-        _init_expert_(self, cfg.model.gain_in_forward)
+        _init_expert_(self, cfg.model.gain_in_forward, cfg.model.expert_start)
 
     def forward(self, u, local_mean, perceived=None):
         "u = norm(s) [..., S], local_mean [..., P] (with mean+dipole `perceived` = `self.dipoles(u, aggregator)` [B·N, 3P_d], with conv `self.conv(a)` [..., P]) -> update [..., S]."
@@ -128,7 +129,7 @@ class FunctionalExpert(nn.Module):
         self.message = nn.Linear(S, P)                                    # messages are P channels wide: the aggregation moves P
         self.state_in, self.tier_in, self.out = nn.Linear(S, H), nn.Linear(P, H, bias=False), nn.Linear(H, S)
         _dipole_input_(self, cfg, 1, H, P)                                # mean+dipole: dipoles of the projected messages
-        _init_expert_(self, cfg.model.gain_in_forward)
+        _init_expert_(self, cfg.model.gain_in_forward, cfg.model.expert_start)
 
     def forward(self, u, aggregator:TierAggregator):
         "u = norm(s) [B, X, Y, Z, S] -> update [B, X, Y, Z, S]; messages [B, X, Y, Z, P] averaged by `aggregator.tier_mean(., 1)`."
@@ -149,7 +150,7 @@ class DistantExpert(nn.Module):
         self.substeps = cfg.model.ode_substeps
         self.state_in, self.tier_in, self.out = nn.Linear(S, Hd), nn.Linear(P, Hd, bias=False), nn.Linear(Hd, S)
         _dipole_input_(self, cfg, 2, Hd)
-        _init_expert_(self, cfg.model.gain_in_forward)
+        _init_expert_(self, cfg.model.gain_in_forward, cfg.model.expert_start)
 
     def forward(self, u, distant_mean, dipoles=None):
         "u = norm(s) [..., S], distant_mean [..., P] (and with mean+dipole `self.dipoles(u, aggregator)` [B·N, 3P_d]) -> update [..., S]."

@@ -74,7 +74,7 @@ def token_output_vectors(teacher, ids=None, batch_size:int=1024, progress:bool=F
 
 # %% ../nbs/03b_tokens.ipynb #5ac0cd8b
 class TokenFace(nn.Module):
-    "Token ids [B, X·Y] -> front-face states [B, X, Y, S]: W·v(token) + position (v LayerNormed with `token_norm`), or the padding state + position for -1."
+    "Token ids [B, X·Y] -> front-face states [B, X, Y, S]: W·v(token) + position (v LayerNormed with `token_norm`), or the padding state + position for -1; positions and padding start random (std 0.5) or, with `token_start='zero'`, at 0."
     def __init__(self, cfg:CellNetConfig, table:Tensor):
         super().__init__()
         X, Y, _ = cfg.lattice.dims
@@ -86,8 +86,9 @@ class TokenFace(nn.Module):
         self.register_buffer("cell_token", cell_tokens(X, Y, cfg.model.face_layout), persistent=False)   # [X·Y]: token index of each cell
         self.norm = nn.LayerNorm(table.shape[1]) if cfg.model.token_norm else nn.Identity()
         self.proj = nn.Linear(table.shape[1], S)
-        self.pad = nn.Parameter(torch.randn(S) * 0.5)
-        self.position = nn.Parameter(torch.randn(X, Y, S) * 0.5)
+        scale = 0.5 if cfg.model.token_start == "random" else 0.0             # token_start "zero": the same draws, scaled to 0 (later modules start alike)
+        self.pad = nn.Parameter(torch.randn(S) * scale)
+        self.position = nn.Parameter(torch.randn(X, Y, S) * scale)
 
     def forward(self, ids:Tensor) -> Tensor:
         "[B, X·Y] -> [B, X, Y, S]."
