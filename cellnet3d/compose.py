@@ -212,7 +212,7 @@ def evaluate_compose(model:CellNet3D, data, cfg:CellNetConfig, baselines:tuple=C
         for row in models.values(): row["gain"] = row["r2"] - models["start"]["r2"]
     E, (X, Y, Z) = yte.shape[1], cfg.lattice.dims
     C = readout_channels(cfg, E)
-    face = dict(pool=f"back face {X}×{Y}×{C}, pooled", volume=f"every cell {X}×{Y}×{Z}×{C}, pooled").get(cfg.model.readout, f"back face {X}×{Y}×{C} = {X * Y * C}")
+    face = dict(pool=f"back face {X}×{Y}×{C}, pooled", volume=f"every cell {X}×{Y}×{Z}×{C}, pooled", tokens=f"token cells ×{C}, averaged").get(cfg.model.readout, f"back face {X}×{Y}×{C} = {X * Y * C}")
     labels = dict(student=f"student (cube, {face})", start=f"mean of tokens + ridge ({E}) = linear start",
                   linear=f"linear map trained like the cube ({E})", bag_mlp="bag-of-tokens MLP (same params)",
                   model2vec=f"Model2Vec recipe, token outputs ({E})", model2vec_ridge=f"Model2Vec recipe + ridge ({E})",

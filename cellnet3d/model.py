@@ -47,13 +47,14 @@ class CellNet3D(nn.Module, PyTorchModelHubMixin, library_name="cellnet3d", coder
 
 # %% ../nbs/04_model.ipynb #0c88b8c5
 _POOLED = ("pool", "volume")                                            # the read-outs that average the same map over cells
+_E_WIDE = _POOLED + ("tokens",)                                          # the read-outs with E channels per cell, averaged
 
 def readout_channels(cfg:CellNetConfig, teacher_dim:int) -> int:
     "Channels per read-out cell: `surface_channels`, raised for `compose` until the back face holds the teacher's E numbers (E per cell when cells are pooled)."
     X, Y, _ = cfg.lattice.dims
     C = cfg.model.surface_channels
     if cfg.train.task != "compose": return C
-    return teacher_dim if cfg.model.readout in _POOLED else max(C, math.ceil(teacher_dim / (X * Y)))
+    return teacher_dim if cfg.model.readout in _E_WIDE else max(C, math.ceil(teacher_dim / (X * Y)))
 
 @patch
 def _compose_modules(self:CellNet3D, token_table):
@@ -67,7 +68,7 @@ def _compose_modules(self:CellNet3D, token_table):
     self.tokens = TokenFace(cfg, token_table)
     self.volume = VolumeStateInitializer(cfg)
     self.extractor = SurfaceExtractor(cfg, channels=C)
-    self.decoder = nn.Linear(C if cfg.model.readout in _POOLED else X * Y * C, E)
+    self.decoder = nn.Linear(C if cfg.model.readout in _E_WIDE else X * Y * C, E)
     self.skip = nn.Linear(E, E) if cfg.model.token_skip else None         # token_skip = false: no path around the lattice
 
 # %% ../nbs/04_model.ipynb #b6d7e9ad
@@ -87,16 +88,26 @@ def linear_base(self:CellNet3D, emb):
     return self.embedding.linear_face(emb) if not self.compose and self.cfg.model.face_path == "linear" else None
 
 @patch
-def readout(self:CellNet3D, states, start=None, base=None):
-    "States [B, X, Y, Z, S] -> prediction [B, E] from the back face (compose: without the skip; `volume`: every cell); given `start`, the states before the first step, through the cube gate onto `base`."
-    vol = self.compose and self.cfg.model.readout == "volume"          # every cell, not the back face alone
-    face = self.extractor(states, vol)                                  # [B, X, Y, C] (volume: [B, X, Y, Z, C])
+def read_face(self:CellNet3D, states, start:bool=False):
+    "What the read-out reads of states [B, X, Y, Z, S]: the back face [B, X, Y, C] (`start`: the front face, read as the back), every cell (`volume`), or the front face (`tokens`, before and after the steps)."
+    ro = self.cfg.model.readout if self.compose else "cells"
+    if ro == "tokens": return self.extractor(states[:, :, :, :1], True)[:, :, :, 0]   # the cells the tokens were written into
+    return self.extractor(states.flip(3) if start else states, ro == "volume")
+
+@patch
+def readout(self:CellNet3D, states, start=None, base=None, ids=None):
+    "States [B, X, Y, Z, S] -> prediction [B, E] from `read_face` (compose: without the skip; `tokens` averages the cells of `ids`'s tokens); given `start`, the states before the first step, through the cube gate onto `base`."
+    face = self.read_face(states)                                       # [B, X, Y, C] (volume: [B, X, Y, Z, C])
     if start is not None:
-        front, g = self.extractor(start.flip(3), vol), self.cube_gate.to(face.dtype)   # the front face read as the back (volume: the start, pooled alike)
+        front, g = self.read_face(start, start=True), self.cube_gate.to(face.dtype)   # what the read-out sees before the steps
         if base is None: face = torch.lerp(front, face, g)             # lerp path: exact at gate 0 (bypass) and 1 (cube alone)
         else: face = base + g * (face - front)                         # linear path: the linear face plus the gated change the lattice made
     if not self.compose: return self.embedding.decode(face)
     if self.cfg.model.readout in _POOLED: return self.decoder(F.gelu(face).flatten(1, -2).mean(1))   # the same MLP on every cell read, averaged
+    if self.cfg.model.readout == "tokens":                             # the token cells' states, averaged, then one linear map
+        if ids is None: raise ValueError("readout 'tokens' averages the cells that hold the text's tokens: pass ids, the token ids [B, X·Y]")
+        w = self.tokens.occupied(ids).unsqueeze(-1).to(face.dtype)     # [B, X, Y, 1]
+        return self.decoder((face * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1))
     return self.decoder(face.flatten(1))                                # [B, E]
 
 @patch
@@ -119,7 +130,9 @@ def bypass(self:CellNet3D, emb):
     "Embedding [B, E] -> prediction [B, E] with the lattice replaced by the identity (the model at cube gate 0): the linear face decoded, or the front face read as the back."
     base = self.linear_base(emb)
     if base is not None: return self.embedding.decode(base)
-    return self.readout(self.initial_states(emb).flip(3)) + self.direct(emb)
+    start = self.initial_states(emb)
+    if self.compose and self.cfg.model.readout == "tokens": return self.readout(start, ids=emb) + self.direct(emb)   # reads the front face itself
+    return self.readout(start.flip(3)) + self.direct(emb)
 
 @patch
 def forward(self:CellNet3D, emb, return_trajectory:bool=False):
@@ -127,8 +140,9 @@ def forward(self:CellNet3D, emb, return_trajectory:bool=False):
     start = self.initial_states(emb)
     out = self.run_steps(start, return_trajectory)
     base = self.linear_base(emb)
-    if return_trajectory: return self.readout(out[0], start, base) + self.direct(emb), out[1]
-    return self.readout(out, start, base) + self.direct(emb)
+    ids = emb if self.compose else None
+    if return_trajectory: return self.readout(out[0], start, base, ids) + self.direct(emb), out[1]
+    return self.readout(out, start, base, ids) + self.direct(emb)
 
 # %% ../nbs/04_model.ipynb #99b0b30a
 @patch

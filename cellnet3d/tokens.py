@@ -99,6 +99,10 @@ class TokenFace(nn.Module):
         face = torch.where(mask, self.proj(self.norm(self.table[ids.clamp(min=0)])), self.pad)   # [B, L, S], reading order
         return face[:, self.cell_token].view(len(ids), X, Y, -1) + self.position   # [B, X, Y, S], cells in the face layout
 
+    def occupied(self, ids:Tensor) -> Tensor:
+        "Token ids [B, X·Y] -> bool [B, X, Y]: the face cells that hold a token (in the face layout)."
+        return (ids >= 0)[:, self.cell_token].view(len(ids), *self.face_shape)
+
 # %% ../nbs/03b_tokens.ipynb #4d738ea3
 def plot_token_face(tokens:list, dims:tuple, title:str|None=None, layout:str="rows"):
     "Plotly 3D view of the front face z = 0 of a lattice `dims` with `tokens` (strings, reading order) on its cells in `layout`; empty cells grey."
