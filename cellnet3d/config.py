@@ -134,7 +134,7 @@ class ModelConfig:
     face_positions: bool = True      # a learned state per front-face cell, added to the projection of its number
     cell_norm: bool = True           # LayerNorm each back-face cell's state before the read-out
     face_layout: str = "rows"        # compose: tokens in reading order row by row ("rows"), or every other row reversed ("snake": consecutive tokens are neighbours)
-    readout: str = "cells"          # compose: "cells": one linear map of every back-face cell's channels (where a state sits counts); "pool": the same MLP on every back-face cell, averaged, then linear (only what the states hold counts); "volume": the same on every cell of the cube; "tokens": the back-face cells behind the text's tokens, averaged, then linear
+    readout: str = "cells"          # compose: "cells": one linear map of every back-face cell's channels (where a state sits counts); "pool": the same MLP on every back-face cell, averaged, then linear (only what the states hold counts); "volume": the same on every cell of the cube; "tokens": the front-face cells that hold the text's tokens, after the steps, averaged, then linear
     gate_trains: bool = True         # compose: the cube gate learns (false: it stays at 1, so the read-out sees the back face alone, never the front)
     token_skip: bool = True          # compose: a linear map of the mean token vector added to the read-out (the linear start); false: the lattice carries the whole prediction
     gain_in_forward: bool = False    # the experts' tier inputs keep their ×16 start gain in the forward pass (weights at He scale, so they learn at the others' relative rate), not in their weights
