@@ -102,6 +102,11 @@ def readout(self:CellNet3D, states, start=None, base=None, ids=None):
         front, g = self.read_face(start, start=True), self.cube_gate.to(face.dtype)   # what the read-out sees before the steps
         if base is None: face = torch.lerp(front, face, g)             # lerp path: exact at gate 0 (bypass) and 1 (cube alone)
         else: face = base + g * (face - front)                         # linear path: the linear face plus the gated change the lattice made
+    return self.decode_face(face, ids)
+
+@patch
+def decode_face(self:CellNet3D, face, ids=None):
+    "A face `read_face` read [B, X, Y, (Z,) C] -> prediction [B, E] (compose: without the skip; `tokens` averages the cells of `ids`'s tokens)."
     if not self.compose: return self.embedding.decode(face)
     if self.cfg.model.readout in _POOLED: return self.decoder(F.gelu(face).flatten(1, -2).mean(1))   # the same MLP on every cell read, averaged
     if self.cfg.model.readout == "tokens":                             # the token cells' states, averaged, then one linear map
@@ -130,9 +135,7 @@ def bypass(self:CellNet3D, emb):
     "Embedding [B, E] -> prediction [B, E] with the lattice replaced by the identity (the model at cube gate 0): the linear face decoded, or the front face read as the back."
     base = self.linear_base(emb)
     if base is not None: return self.embedding.decode(base)
-    start = self.initial_states(emb)
-    if self.compose and self.cfg.model.readout == "tokens": return self.readout(start, ids=emb) + self.direct(emb)   # reads the front face itself
-    return self.readout(start.flip(3)) + self.direct(emb)
+    return self.decode_face(self.read_face(self.initial_states(emb), start=True), emb if self.compose else None) + self.direct(emb)
 
 @patch
 def forward(self:CellNet3D, emb, return_trajectory:bool=False):
