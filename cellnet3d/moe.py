@@ -76,6 +76,11 @@ def local_kernel_mask(lat) -> torch.Tensor:
     mask[tuple((offs + r).t())] = 1
     return mask
 
+def _own_draw(*shape, stream:int=0) -> torch.Tensor:
+    "Standard normal numbers of `shape` from a generator seeded with draw `stream` of the global stream's next ones, which `fork_rng` gives back: the stream is left as it was."
+    with torch.random.fork_rng(devices=[]): seed = int(torch.randint(2**62, (stream + 1,))[-1])
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
 class LocalConv(nn.Module):
     "C_c(x) = Σ_o w_{c,o}·a_c(x + o) / n_local(x) over the local tier's offsets o, depthwise: a [B, X, Y, Z, P] -> [B, X, Y, Z, P]."
     def __init__(self, cfg:CellNetConfig, channels:int|None=None):
@@ -85,8 +90,7 @@ class LocalConv(nn.Module):
         self.radius = mask.shape[0] // 2
         self.register_buffer("mask", mask, persistent=False)
         self.register_buffer("inv_counts", torch.where(n > 0, 1 / n.clamp(min=1), 0.), persistent=False)
-        with torch.random.fork_rng(devices=[]): seed = int(torch.randint(2**62, (1,)))   # one draw, given back
-        w = torch.randn(P, 1, *mask.shape, generator=torch.Generator().manual_seed(seed))   # [P, 1, k, k, k]
+        w = _own_draw(P, 1, *mask.shape)                                    # [P, 1, k, k, k]
         self.weight = nn.Parameter(w * mask * max(1., float(mask.sum())) ** 0.5)
 
     def forward(self, a):
@@ -95,11 +99,13 @@ class LocalConv(nn.Module):
         return c.permute(0, 2, 3, 4, 1) * self.inv_counts.to(c.dtype)
 
 def _conv_input_(expert:nn.Module, cfg:CellNetConfig, hidden:int):
-    "With perception 'conv', give the local `expert` a `LocalConv` (`conv`) and a zero first-layer input `conv_in` (P -> hidden, no bias); no global random draw."
+    "With perception 'conv', give the local `expert` a `LocalConv` (`conv`) and a first-layer input `conv_in` (P -> hidden, no bias): zero, or at He scale with `expert_start='plain'`; no global random draw."
     if cfg.model.perception != "conv": return
+    P = cfg.model.aggregate_width
     expert.conv = LocalConv(cfg)
-    expert.conv_in = nn.utils.skip_init(nn.Linear, cfg.model.aggregate_width, hidden, bias=False)   # skip_init: no draw
-    nn.init.zeros_(expert.conv_in.weight)
+    expert.conv_in = nn.utils.skip_init(nn.Linear, P, hidden, bias=False)   # skip_init: no draw
+    with torch.no_grad():                                                   # plain: every input at He scale, this one too
+        expert.conv_in.weight.copy_(_own_draw(hidden, P, stream=1) * (2 / P) ** 0.5 if cfg.model.expert_start == "plain" else torch.zeros(hidden, P))
 
 # %% ../nbs/02_moe.ipynb #db2ba709
 class LocalExpert(nn.Module):
