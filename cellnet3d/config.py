@@ -11,9 +11,9 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TIER_NAMES', 'MAX_EDGE', 'PERCEPTIONS', 'FACE_PATHS', 'FACE_LAYOUTS', 'READOUTS', 'EXPERT_STARTS', 'TOKEN_STARTS',
-           'TASKS', 'TOKEN_VECTORS', 'INITS', 'PRECISIONS', 'PRESETS', 'ConfigError', 'LatticeConfig', 'ModelConfig',
-           'TrainConfig', 'active_reach', 'steps_needed', 'CellNetConfig', 'lattice_summary', 'gpu_or_note',
-           'ratio_explorer']
+           'CONV_STARTS', 'TASKS', 'TOKEN_VECTORS', 'INITS', 'PRECISIONS', 'PRESETS', 'ConfigError', 'LatticeConfig',
+           'ModelConfig', 'TrainConfig', 'active_reach', 'steps_needed', 'CellNetConfig', 'lattice_summary',
+           'gpu_or_note', 'ratio_explorer']
 
 # %% ../nbs/00_config.ipynb #f9a5ee87
 class ConfigError(ValueError):
@@ -112,6 +112,7 @@ FACE_LAYOUTS = ("rows", "snake")
 READOUTS = ("cells", "pool", "volume", "tokens")
 EXPERT_STARTS = ("excitable", "plain")
 TOKEN_STARTS = ("random", "zero")
+CONV_STARTS = ("zero", "he")
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -140,6 +141,7 @@ class ModelConfig:
     gain_in_forward: bool = False    # the experts' tier inputs keep their ×16 start gain in the forward pass (weights at He scale, so they learn at the others' relative rate), not in their weights
     expert_start: str = "excitable"  # the experts' first layers: "excitable" (bias −1, tier inputs × 16: a cell fires on a strong neighbourhood) or "plain" (bias 0, every input at He scale)
     token_start: str = "random"      # compose: the token face's per-cell positions and the empty cells' state start "random" (std 0.5) or at "zero" (they train either way)
+    conv_start: str = "zero"         # perception "conv": the local expert's conv input starts at "zero" (the model starts as the "mean" model) or at "he" scale (it reads the offsets from the first batch)
 
     def __post_init__(self):
         for n in ("state_size", "hidden_size", "gate_hidden_size", "steps", "surface_channels", "ode_substeps", "dipole_channels"):
@@ -160,6 +162,7 @@ class ModelConfig:
         if self.readout not in READOUTS: raise ConfigError(f"readout ({self.readout!r}) must be one of {READOUTS}")
         if self.expert_start not in EXPERT_STARTS: raise ConfigError(f"expert_start ({self.expert_start!r}) must be one of {EXPERT_STARTS}")
         if self.token_start not in TOKEN_STARTS: raise ConfigError(f"token_start ({self.token_start!r}) must be one of {TOKEN_STARTS}")
+        if self.conv_start not in CONV_STARTS: raise ConfigError(f"conv_start ({self.conv_start!r}) must be one of {CONV_STARTS}")
         if not self.face_positions and self.cell_norm and self.surface_channels == 1:
             raise ConfigError("face_positions = false with cell_norm = true and surface_channels = 1 leaves each face cell only the sign of its number "
                               "(a LayerNorm of a·v is ±LayerNorm(a)); set cell_norm=false too, or surface_channels=2 or more")

@@ -99,13 +99,13 @@ class LocalConv(nn.Module):
         return c.permute(0, 2, 3, 4, 1) * self.inv_counts.to(c.dtype)
 
 def _conv_input_(expert:nn.Module, cfg:CellNetConfig, hidden:int):
-    "With perception 'conv', give the local `expert` a `LocalConv` (`conv`) and a first-layer input `conv_in` (P -> hidden, no bias): zero, or at He scale with `expert_start='plain'`; no global random draw."
+    "With perception 'conv', give the local `expert` a `LocalConv` (`conv`) and a first-layer input `conv_in` (P -> hidden, no bias): zero, or at He scale with `conv_start='he'`; no global random draw."
     if cfg.model.perception != "conv": return
     P = cfg.model.aggregate_width
     expert.conv = LocalConv(cfg)
     expert.conv_in = nn.utils.skip_init(nn.Linear, P, hidden, bias=False)   # skip_init: no draw
-    with torch.no_grad():                                                   # plain: every input at He scale, this one too
-        expert.conv_in.weight.copy_(_own_draw(hidden, P, stream=1) * (2 / P) ** 0.5 if cfg.model.expert_start == "plain" else torch.zeros(hidden, P))
+    with torch.no_grad():                                                   # "he": the offsets are read from the first batch on
+        expert.conv_in.weight.copy_(_own_draw(hidden, P, stream=1) * (2 / P) ** 0.5 if cfg.model.conv_start == "he" else torch.zeros(hidden, P))
 
 # %% ../nbs/02_moe.ipynb #db2ba709
 class LocalExpert(nn.Module):
